@@ -1,0 +1,108 @@
+"""The executor framework: consume tasks, run a handler with bounded concurrency, report to ``awe.results``.
+
+A task's offset is acknowledged only after its result was handed to the producer, and Faust commits only
+the contiguous acknowledged prefix, so a task whose executor died is delivered again. The orchestrator
+ignores the duplicate result that this can cause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import faust
+from faust.types import EventT, StreamT
+from pydantic import ValidationError
+
+from agents.exceptions import ExecutionError
+from schemas.errors import ErrorInfo
+from schemas.tasks import Task, TaskResult
+from streams.codec import decode, encode
+from streams.dlq import DeadLetter, describe_validation_error
+from streams.settings import Settings
+from streams.topics import Catalog, Role
+
+Handler = Callable[[Task], Awaitable[Any]]
+
+log = logging.getLogger("awe.executor")
+
+
+class Executor:
+    """Runs the tasks of one node kind with ``handler``, at most ``concurrency`` at a time per worker."""
+
+    def __init__(self, app: faust.App, settings: Settings, kind: str, handler: Handler, concurrency: int) -> None:
+        catalog = Catalog(settings)
+        raw = {"key_serializer": "raw", "value_serializer": "raw"}
+        self.kind = kind
+        self.handler = handler
+        self.tasks = app.topic(catalog.tasks(kind), **raw)
+        self.results = app.topic(catalog.name(Role.RESULTS), **raw)
+        self.dlq = app.topic(catalog.name(Role.DLQ), **raw)
+        self._slots = asyncio.Semaphore(concurrency)
+        self._running: set[asyncio.Task[None]] = set()
+        app.agent(self.tasks, name=f"awe.executor.{kind}")(self._process)
+
+    async def _process(self, stream: StreamT[bytes]) -> None:
+        async for event in stream.noack().events():
+            await self._slots.acquire()
+            job = asyncio.ensure_future(self._run(event))
+            self._running.add(job)
+            job.add_done_callback(self._running.discard)
+
+    async def _run(self, event: EventT[bytes]) -> None:
+        try:
+            await self._execute(event)
+        finally:
+            event.ack()
+            self._slots.release()
+
+    async def _execute(self, event: EventT[bytes]) -> None:
+        message = event.message
+        try:
+            task = decode(message.value or b"", Task)
+        except ValidationError as err:
+            letter = DeadLetter.of(
+                code="schema_mismatch",
+                reason=f"not a valid task: {describe_validation_error(err.errors())}",
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                value=message.value,
+            )
+            await self.dlq.send(key=message.key, value=encode(letter))
+            return
+        started = time.perf_counter()
+        try:
+            output = await self.handler(task)
+            result = _result(task, started, ok=True, output=output)
+        except ExecutionError as err:
+            error = ErrorInfo(
+                code=err.code,
+                message=err.message,
+                retryable=err.retryable,
+                retry_after=err.retry_after,
+                detail=err.detail,
+            )
+            result = _result(task, started, ok=False, error=error)
+        except Exception as err:  # a bug in a handler fails the node, never the worker
+            log.exception("executor %s crashed on task %s", self.kind, task.task_id)
+            error = ErrorInfo(code="executor_error", message=f"{type(err).__name__}: {err}", retryable=False)
+            result = _result(task, started, ok=False, error=error)
+        await self.results.send(key=task.run_id.encode(), value=encode(result))
+
+
+def _result(task: Task, started: float, *, ok: bool, output: Any = None, error: ErrorInfo | None = None) -> TaskResult:
+    return TaskResult(
+        task_id=task.task_id,
+        run_id=task.run_id,
+        tenant_id=task.tenant_id,
+        node_id=task.node_id,
+        attempt=task.attempt,
+        ok=ok,
+        output=output,
+        error=error,
+        duration_ms=(time.perf_counter() - started) * 1000,
+    )

@@ -1,0 +1,154 @@
+"""The orchestrator agent: the single writer of every run's events.
+
+It reads ``awe.commands`` and ``awe.results`` (co-partitioned, keyed by run id), keeps each run's state in
+a changelog-backed table, and carries out what ``decide`` returns: events to ``awe.events``, tasks to
+``awe.tasks.<kind>``, timers to the wheel. Under exactly-once all of it, the table write and the input
+offset commit in one Kafka transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import faust
+from faust.types import EventT, StreamT
+
+from agents.decide import decide, reject
+from agents.exceptions import InvalidRecordError
+from agents.inbound import parse_record
+from agents.messages import Decision, Inbound
+from agents.timers import TimerWheel
+from schemas.commands import StartRun
+from schemas.state import RunState
+from schemas.tasks import TimerFired
+from streams.codec import encode
+from streams.dlq import DeadLetter
+from streams.producer import RecordProducer
+from streams.registry import DefinitionRegistry
+from streams.settings import Settings
+from streams.topics import Catalog, Role
+
+log = logging.getLogger("awe.orchestrator")
+
+
+class Orchestrator:
+    """Wires ``decide`` to Kafka inside one Faust app."""
+
+    def __init__(self, app: faust.App, settings: Settings, registry: DefinitionRegistry) -> None:
+        self.app = app
+        self.settings = settings
+        self.catalog = Catalog(settings)
+        self.registry = registry
+        self.wheel = TimerWheel()
+        self._wheel_stale = True
+        self._timer_producer: RecordProducer | None = None
+        raw = {"key_serializer": "raw", "value_serializer": "raw"}
+        self.commands_topic = self.catalog.name(Role.COMMANDS)
+        self.source = app.topic(self.commands_topic, self.catalog.name(Role.RESULTS), **raw)
+        self.events = app.topic(self.catalog.name(Role.EVENTS), **raw)
+        self.results = self.catalog.name(Role.RESULTS)
+        self.dlq = app.topic(self.catalog.name(Role.DLQ), **raw)
+        self.task_topics: dict[str, Any] = {}
+        self.runs = app.Table("runs", partitions=settings.partitions, key_type=bytes)
+        # Faust derives a table's value codec from a Faust model type; awe's state is a pydantic model.
+        self.runs.value_serializer = "awe_run_state"
+        app.agent(self.source, name="awe.orchestrator")(self._process)
+        app.timer(interval=settings.timer_tick_s, name="awe.timers")(self._tick)
+        app.on_rebalance_complete.connect(self._on_rebalance_complete)
+
+    def _task_topic(self, kind: str) -> Any:
+        topic = self.task_topics.get(kind)
+        if topic is None:
+            topic = self.app.topic(self.catalog.tasks(kind), key_serializer="raw", value_serializer="raw")
+            self.task_topics[kind] = topic
+        return topic
+
+    async def _process(self, stream: StreamT[bytes]) -> None:
+        async for event in stream.events():
+            await self.handle(event)
+
+    async def handle(self, event: EventT[bytes]) -> None:
+        """Process one input record; a record that cannot be read is rejected or dead-lettered."""
+        message = event.message
+        key = message.key.decode() if isinstance(message.key, bytes) else None
+        is_command = message.topic == self.commands_topic
+        now = time.time()
+        try:
+            parsed = parse_record(message.value, is_command=is_command)
+        except InvalidRecordError as err:
+            await self._reject_record(event, key, err, now)
+            return
+        run_id = parsed.run_id
+        state: RunState | None = self.runs.get(run_id.encode())
+        current = state or RunState(run_id=run_id)
+        inbound = Inbound(message=parsed, now=now)
+        if isinstance(parsed, StartRun) and current.status == "pending":
+            found = await asyncio.to_thread(self.registry.resolve, parsed.tenant_id, parsed.workflow, parsed.version)
+            if found is not None:
+                inbound = Inbound(message=parsed, now=now, definition=found.definition, version=found.version)
+        await self._carry_out(decide(current, inbound))
+
+    async def _carry_out(self, decision: Decision) -> None:
+        state = decision.state
+        if not decision.events:
+            return
+        key = state.run_id.encode()
+        for envelope in decision.events:
+            await self.events.send(key=key, value=encode(envelope))
+        for task in decision.tasks:
+            await self._task_topic(task.kind).send(key=key, value=encode(task))
+        self.runs[key] = state
+        self.wheel.arm(state.run_id, state.tenant_id, decision.timers)
+        if state.terminal:
+            log.info("run %s %s", state.run_id, state.status, extra={"run_id": state.run_id})
+
+    async def _reject_record(self, event: EventT[bytes], key: str | None, err: InvalidRecordError, now: float) -> None:
+        message = event.message
+        detail = err.detail if isinstance(err.detail, dict) else {}
+        run_id = detail.get("run_id")
+        if run_id and message.topic == self.commands_topic:
+            state = self.runs.get(run_id.encode()) or RunState(run_id=run_id)
+            decision = reject(
+                state,
+                tenant_id=detail.get("tenant_id") or self.settings.tenant,
+                code=err.code,
+                message=err.message,
+                now=now,
+                causation=f"{message.topic}/{message.partition}/{message.offset}",
+            )
+            if decision.events:
+                await self._carry_out(decision)
+                return
+        letter = DeadLetter.of(
+            code=err.code,
+            reason=err.message,
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            value=message.value,
+        )
+        log.warning("dead-lettered %s/%s/%s: %s", message.topic, message.partition, message.offset, err.message)
+        await self.dlq.send(key=message.key, value=encode(letter))
+
+    def _on_rebalance_complete(self, sender: Any = None, **_: Any) -> None:
+        self._wheel_stale = True
+
+    async def _tick(self) -> None:
+        if self.app.rebalancing:
+            return
+        if self._wheel_stale:
+            self._wheel_stale = False
+            self.wheel.rebuild(v for v in self.runs.values() if isinstance(v, RunState))
+        due = self.wheel.pop_due(time.time())
+        if not due:
+            return
+        if self._timer_producer is None:
+            self._timer_producer = RecordProducer(self.settings)
+        producer = self._timer_producer
+        for run_id, tenant_id, timer_id in due:
+            fired = TimerFired(run_id=run_id, tenant_id=tenant_id, timer_id=timer_id, fired_at=time.time())
+            producer.produce(self.results, run_id, encode(fired))
+        await asyncio.to_thread(producer.flush)

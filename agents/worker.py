@@ -1,0 +1,40 @@
+"""A worker process: the orchestrator, the executors and the timer wheel in one Faust app."""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+
+from agents.executors.base import Executor
+from agents.executors.http import HttpHandler
+from agents.orchestrator import Orchestrator
+from streams.admin import ensure_topics
+from streams.app import create_app
+from streams.registry import DefinitionRegistry
+from streams.settings import Settings
+
+log = logging.getLogger("awe.worker")
+
+
+def build_worker(settings: Settings) -> faust.App:
+    """A Faust app with every agent of awe registered; topics are created before it starts."""
+    app = create_app(settings)
+    registry = DefinitionRegistry(settings)
+    Orchestrator(app, settings, registry)
+    http = HttpHandler(settings.http_concurrency)
+    Executor(app, settings, "http", http, settings.http_concurrency)
+
+    @app.task
+    async def _announce() -> None:
+        log.info("awe worker ready on %s (%s)", settings.kafka_bootstrap, settings.processing_guarantee)
+
+    return app
+
+
+def run_worker(settings: Settings, *, loglevel: str = "info") -> None:
+    """Create the topics, then run a worker until SIGINT or SIGTERM."""
+    ensure_topics(settings)
+    app = build_worker(settings)
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    worker.execute_from_commandline()

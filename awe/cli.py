@@ -1,0 +1,242 @@
+"""The ``awe`` command line: the composition root that knows schemas, streams, agents and gateway."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import orjson
+import typer
+from rich.console import Console
+
+from awe.cli_kafka import app as kafka_app
+from awe.progress import EventPrinter
+from schemas.commands import new_id
+from schemas.exceptions import AweError
+from schemas.state import RunState, fold, run_view
+from schemas.validation import load_definition_text, validate_definition
+from streams.admin import ensure_topics
+from streams.client import CommandClient, follow_run
+from streams.reader import RunReader
+from streams.registry import DefinitionRegistry
+from streams.settings import Settings
+
+app = typer.Typer(help="awe: AI workflows on Kafka, every decision on a replayable log.", no_args_is_help=True)
+workflow_app = typer.Typer(help="Register and list workflow definitions.", no_args_is_help=True)
+topics_app = typer.Typer(help="Manage the topics of the catalog.", no_args_is_help=True)
+app.add_typer(kafka_app, name="kafka")
+app.add_typer(workflow_app, name="workflow")
+app.add_typer(topics_app, name="topics")
+
+out = Console()
+err = Console(stderr=True)
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_TIMEOUT = 0, 1, 2, 3
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _fail(message: str, code: int = EXIT_INVALID) -> NoReturn:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _json_line(value: Any) -> None:
+    sys.stdout.write(orjson.dumps(value).decode() + "\n")
+    sys.stdout.flush()
+
+
+@topics_app.command("create")
+def topics_create() -> None:
+    """Create every topic of the catalog that is missing (idempotent)."""
+    try:
+        for outcome in ensure_topics(_settings()):
+            verb = "created" if outcome.created else "exists "
+            out.print(f"{verb} {outcome.spec.name} ({outcome.spec.partitions} partitions)", highlight=False)
+    except AweError as e:
+        _fail(e.message)
+
+
+@workflow_app.command("apply")
+def workflow_apply(file: Annotated[Path, typer.Argument(help="a workflow definition, YAML or JSON")]) -> None:
+    """Register FILE as a new version when its content changed; print its name and version."""
+    try:
+        definition = validate_definition(load_definition_text(file.read_text()))
+    except OSError as e:
+        _fail(f"cannot read {file}: {e.strerror}")
+    except AweError as e:
+        _fail(f"{file}: invalid workflow\n{e}")
+    settings = _settings()
+    try:
+        ensure_topics(settings)
+        registry = DefinitionRegistry(settings)
+        record, created = registry.register(settings.tenant, definition)
+        registry.close()
+    except AweError as e:
+        _fail(e.message, EXIT_FAILED)
+    note = "registered" if created else "unchanged"
+    out.print(f"{record.name} version {record.version} ({note})", highlight=False)
+
+
+@workflow_app.command("list")
+def workflow_list() -> None:
+    """List the newest version of every workflow of the tenant."""
+    settings = _settings()
+    registry = DefinitionRegistry(settings)
+    for record in registry.list(settings.tenant):
+        out.print(f"{record.name}\tversion {record.version}\t{len(record.definition.nodes)} nodes", highlight=False)
+    registry.close()
+
+
+def _parse_inputs(pairs: list[str], inputs_json: str | None) -> dict[str, Any]:
+    inputs: dict[str, Any] = {}
+    if inputs_json:
+        try:
+            loaded = orjson.loads(inputs_json)
+        except orjson.JSONDecodeError as e:
+            _fail(f"--inputs-json is not JSON: {e}")
+        if not isinstance(loaded, dict):
+            _fail("--inputs-json must be a JSON object")
+        inputs.update(loaded)
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        if not sep or not name:
+            _fail(f"--input wants k=v, got {pair!r}")
+        try:
+            inputs[name] = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            inputs[name] = raw
+    return inputs
+
+
+@app.command("run")
+def run(
+    name: Annotated[str, typer.Argument(help="workflow name")],
+    version: Annotated[int | None, typer.Option(help="definition version (default: newest)")] = None,
+    input: Annotated[list[str] | None, typer.Option("--input", "-i", help="k=v (v parsed as JSON if it can be)")] = None,
+    inputs_json: Annotated[str | None, typer.Option("--inputs-json", help="all inputs as a JSON object")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="follow the run until it ends")] = False,
+    timeout: Annotated[float | None, typer.Option(help="with --wait: give up after S seconds (exit 3)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the run as one JSON line")] = False,
+) -> None:
+    """Start a run; with --wait, exit 0 on success, 1 on failure, cancel or rejection, 3 on timeout."""
+    settings = _settings()
+    inputs = _parse_inputs(input or [], inputs_json)
+    client = CommandClient(settings)
+    run_id = new_id()
+    start_offset = None
+    if wait:
+        # Read from the partition's current end: the run's events can only come after its start command.
+        with RunReader(settings) as reader:
+            start_offset = reader.end_offset(run_id)
+    try:
+        command = client.start(name, inputs, version=version, run_id=run_id)
+    except AweError as e:
+        _fail(e.message, EXIT_FAILED)
+    if not wait:
+        if as_json:
+            _json_line({"run_id": command.run_id, "status": "running", "outputs": None, "nodes": {}})
+        else:
+            out.print(command.run_id)
+        return
+    printer = None if as_json else EventPrinter(err)
+    state = follow_run(
+        settings,
+        command.run_id,
+        from_offset=start_offset,
+        timeout=timeout,
+        on_event=printer.on_event if printer else None,
+    )
+    _report(state, as_json)
+
+
+def _report(state: RunState, as_json: bool) -> NoReturn:
+    view = run_view(state)
+    if as_json:
+        _json_line(view)
+    else:
+        out.print_json(data=view)
+    if state.status == "succeeded":
+        raise typer.Exit(EXIT_OK)
+    if state.terminal:
+        raise typer.Exit(EXIT_FAILED)
+    raise typer.Exit(EXIT_TIMEOUT)
+
+
+@app.command("events")
+def events(
+    run_id: str,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="keep waiting for new events")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="one envelope per line")] = False,
+) -> None:
+    """Print a run's events in seq order."""
+    settings = _settings()
+    printer = EventPrinter(out)
+    seen: list[Any] = []
+    with RunReader(settings) as reader:
+        try:
+            for envelope in reader.events(run_id, follow=follow, until_terminal=follow):
+                seen.append(envelope)
+                if as_json:
+                    _json_line(envelope.model_dump(mode="json"))
+                else:
+                    printer.on_event(envelope, fold(run_id, seen))
+        except AweError as e:
+            _fail(e.message, EXIT_FAILED)
+    if not seen:
+        _fail(f"no events for run {run_id}", EXIT_FAILED)
+
+
+@app.command("signal")
+def signal(
+    run_id: str,
+    node: str,
+    data: Annotated[str | None, typer.Option(help="JSON payload, e.g. '{\"approve\": true}'")] = None,
+) -> None:
+    """Send a signal to a node of a run (an approval's answer)."""
+    payload: Any = None
+    if data is not None:
+        try:
+            payload = orjson.loads(data)
+        except orjson.JSONDecodeError as e:
+            _fail(f"--data is not JSON: {e}")
+    CommandClient(_settings()).signal(run_id, node, payload)
+    out.print(f"signal sent to {run_id} {node}", highlight=False)
+
+
+@app.command("cancel")
+def cancel(run_id: str, reason: Annotated[str | None, typer.Option()] = None) -> None:
+    """Cancel a run."""
+    CommandClient(_settings()).cancel(run_id, reason)
+    out.print(f"cancel sent to {run_id}", highlight=False)
+
+
+@app.command("worker")
+def worker(loglevel: Annotated[str, typer.Option(help="debug, info, warning")] = "info") -> None:
+    """Run a worker (orchestrator, executors, timers) until Ctrl-C; several workers share the partitions."""
+    from agents.worker import run_worker
+
+    try:
+        run_worker(_settings(), loglevel=loglevel)
+    except AweError as e:
+        _fail(e.message, EXIT_FAILED)
+
+
+@app.command("dev")
+def dev(
+    port: Annotated[int, typer.Option(help="broker port")] = 9092,
+    example: Annotated[str, typer.Option(help="which example to run")] = "triage",
+    once: Annotated[bool, typer.Option("--once", help="stop everything after the demo run")] = False,
+) -> None:
+    """Start a broker, a worker and the examples; run one example live, approving it when it asks."""
+    from awe.dev import run_dev
+
+    raise typer.Exit(run_dev(port=port, example=example, once=once, console=out))
+
+
+def main() -> None:
+    """Entry point of the ``awe`` script."""
+    app()

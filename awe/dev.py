@@ -1,0 +1,111 @@
+"""``awe dev``: a broker, a worker and the examples on this machine, with one example run live."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from awe.progress import EventPrinter
+from awe.webhook import WebhookSink
+from schemas.envelope import Envelope
+from schemas.state import RunState, run_view
+from schemas.validation import load_definition_text, validate_definition
+from streams import launcher
+from streams.admin import ensure_topics
+from streams.client import CommandClient, follow_run
+from streams.reader import RunReader
+from streams.registry import DefinitionRegistry
+from streams.settings import Settings
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+DEMO_TICKETS = [
+    "Printer on floor 3 is out of toner",
+    "URGENT: checkout page returns 500 for every customer",
+    "Please reset my password",
+    "Urgent - data export job has been failing since midnight",
+]
+
+
+def _demo_inputs(example: str, webhook: str) -> dict[str, Any]:
+    if example == "triage":
+        return {"tickets": DEMO_TICKETS, "webhook": webhook}
+    return {"name": "awe"}
+
+
+def run_dev(*, port: int, example: str, once: bool, console: Console) -> int:
+    """Run the demo; with ``once`` stop after it, else keep everything up until Ctrl-C. Returns an exit code."""
+    started_broker = False
+    existing = [c for c in launcher.status() if c.port == port]
+    if existing:
+        cluster = existing[0]
+        console.print(f"using the broker already running at {cluster.bootstrap}", highlight=False)
+    else:
+        with console.status(f"starting Apache Kafka on 127.0.0.1:{port} ..."):
+            cluster = launcher.up(port)
+        started_broker = True
+        console.print(f"broker up at {cluster.bootstrap}", highlight=False)
+    settings = Settings(kafka_bootstrap=cluster.bootstrap)
+    env = {**os.environ, "AWE_KAFKA_BOOTSTRAP": cluster.bootstrap}
+    worker = subprocess.Popen([sys.executable, "-m", "awe", "worker", "--loglevel", "warning"], env=env)
+    try:
+        ensure_topics(settings)
+        registry = DefinitionRegistry(settings)
+        for path in sorted(EXAMPLES.glob("*.yaml")):
+            definition = validate_definition(load_definition_text(path.read_text()))
+            record, _ = registry.register(settings.tenant, definition)
+            console.print(f"registered {record.name} version {record.version}", highlight=False)
+        registry.close()
+        state = _demo_run(settings, example, console)
+        console.print_json(data=run_view(state))
+        code = 0 if state.status == "succeeded" else 1
+        if not once:
+            console.print("awe is running; Ctrl-C stops the worker and the broker.")
+            signal.signal(signal.SIGTERM, _interrupt)
+            try:
+                worker.wait()
+            except KeyboardInterrupt:
+                pass
+        return code
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        if started_broker:
+            launcher.down(port)
+        console.print("stopped")
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _demo_run(settings: Settings, example: str, console: Console) -> RunState:
+    client = CommandClient(settings)
+    printer = EventPrinter(console)
+    with WebhookSink() as sink:
+        run_id = f"demo-{int(time.time())}"
+        with RunReader(settings) as reader:
+            offset = reader.end_offset(run_id)
+        client.start(example, _demo_inputs(example, sink.url), run_id=run_id)
+        console.print(f"started run {run_id} of {example}; its events, live:", highlight=False)
+
+        def on_event(envelope: Envelope, state: RunState) -> None:
+            printer.on_event(envelope, state)
+            if envelope.type == "RunWaiting" and envelope.payload["reason"] == "approval":
+                node = envelope.payload["node_id"]
+                console.print(f"     approving {node} (awe signal {run_id} {node} --data '{{\"approve\": true}}')")
+                client.signal(run_id, node, {"approve": True, "by": "awe dev"})
+
+        return follow_run(settings, run_id, from_offset=offset, timeout=120, on_event=on_event)

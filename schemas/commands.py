@@ -1,0 +1,50 @@
+"""Commands on ``awe.commands`` (key: run id): what users, the gateway, the CLI or Kafka Connect ask for."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+
+def new_id() -> str:
+    """A fresh random id for runs and commands (only ever drawn at the edges, never in ``decide``)."""
+    return uuid.uuid4().hex
+
+
+class _Command(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    run_id: str = Field(min_length=1, max_length=200)
+    tenant_id: str = Field(default="default", min_length=1, max_length=100)
+    command_id: str = Field(default_factory=new_id)
+    correlation_id: str | None = None
+
+
+class StartRun(_Command):
+    """Start a run of a registered workflow; ``version`` defaults to the newest one."""
+
+    type: Literal["StartRun"] = "StartRun"
+    workflow: str
+    version: int | None = Field(default=None, ge=1)
+    inputs: dict[str, Any] = Field(default_factory=dict)
+
+
+class CancelRun(_Command):
+    """Cancel a run: no new tasks, late results ignored, ``RunCancelled`` recorded."""
+
+    type: Literal["CancelRun"] = "CancelRun"
+    reason: str | None = None
+
+
+class SignalRun(_Command):
+    """Deliver a signal to a node of a run (an approval's answer, say ``{"approve": true}``)."""
+
+    type: Literal["SignalRun"] = "SignalRun"
+    node: str
+    data: Any = None
+
+
+Command = Annotated[StartRun | CancelRun | SignalRun, Field(discriminator="type")]
+COMMAND_ADAPTER: TypeAdapter[StartRun | CancelRun | SignalRun] = TypeAdapter(Command)

@@ -1,0 +1,72 @@
+"""Creating the catalog's topics, idempotently, and refusing ones that exist with the wrong shape."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from streams.exceptions import BrokerUnavailableError, TopicMismatchError
+from streams.settings import Settings
+from streams.topics import Catalog, TopicSpec
+
+
+@dataclass(frozen=True, slots=True)
+class TopicOutcome:
+    """What ``ensure_topics`` did with one topic."""
+
+    spec: TopicSpec
+    created: bool
+
+
+def admin_client(settings: Settings) -> AdminClient:
+    """An admin client for the configured bootstrap servers."""
+    return AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+
+
+def ensure_topics(settings: Settings, timeout: float = 15.0) -> list[TopicOutcome]:
+    """Create every catalog topic that is missing; raise TopicMismatchError for one with other partitions."""
+    admin = admin_client(settings)
+    catalog = Catalog(settings)
+    try:
+        existing = admin.list_topics(timeout=timeout).topics
+    except KafkaException as err:
+        raise BrokerUnavailableError(
+            f"Kafka at {settings.kafka_bootstrap} did not answer: {err}; start one with `awe kafka up`"
+        ) from err
+    outcomes: list[TopicOutcome] = []
+    wanted: list[TopicSpec] = []
+    mismatched: list[str] = []
+    for spec in catalog.specs():
+        found = existing.get(spec.name)
+        if found is None:
+            wanted.append(spec)
+        elif len(found.partitions) != spec.partitions:
+            mismatched.append(f"{spec.name} has {len(found.partitions)} partitions, the catalog says {spec.partitions}")
+        else:
+            outcomes.append(TopicOutcome(spec, created=False))
+    if mismatched:
+        raise TopicMismatchError(
+            "topics exist with a different partition count: " + "; ".join(mismatched),
+            detail=mismatched,
+        )
+    if wanted:
+        futures = admin.create_topics(
+            [
+                NewTopic(s.name, num_partitions=s.partitions, replication_factor=settings.replication_factor, config=s.config)
+                for s in wanted
+            ],
+            operation_timeout=timeout,
+            request_timeout=timeout,
+        )
+        by_name = {s.name: s for s in wanted}
+        for name, future in futures.items():
+            try:
+                future.result()
+                outcomes.append(TopicOutcome(by_name[name], created=True))
+            except KafkaException as err:
+                if err.args[0].name() != "TOPIC_ALREADY_EXISTS":
+                    raise
+                outcomes.append(TopicOutcome(by_name[name], created=False))
+    return outcomes

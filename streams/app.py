@@ -1,0 +1,53 @@
+"""The Faust application: one per worker process, configured from the settings.
+
+Tables live in memory and are rebuilt from their changelog topics on start; there are no standby replicas,
+so a partition's durable timers are only ever fired by the worker that owns it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+from faust.serializers import codecs
+
+from schemas.state import RunState
+from streams.settings import Settings
+
+
+class RunStateCodec(codecs.Codec):
+    """Run states in the changelog as JSON (pydantic's Rust core), kept as objects in memory."""
+
+    def _dumps(self, obj: Any) -> bytes:
+        assert isinstance(obj, RunState)
+        return obj.__pydantic_serializer__.to_json(obj)
+
+    def _loads(self, s: bytes) -> Any:
+        return RunState.model_validate_json(s)
+
+
+codecs.register("awe_run_state", RunStateCodec())
+
+
+def create_app(settings: Settings, *, app_id: str | None = None, web_port: int | None = None) -> faust.App:
+    """A Faust app bound to the configured broker with awe's processing guarantee and commit interval."""
+    port = web_port if web_port is not None else settings.worker_web_port
+    return faust.App(
+        app_id or settings.app_id,
+        broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
+        processing_guarantee=settings.processing_guarantee,
+        broker_commit_interval=settings.commit_interval_s,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        topic_allow_declare=True,
+        table_standby_replicas=0,
+        store="memory://",
+        web_enabled=port is not None,
+        web_port=port or 6066,
+        web_host="127.0.0.1",
+        consumer_auto_offset_reset="earliest",
+        producer_linger=0.002,
+        stream_wait_empty=False,
+    )

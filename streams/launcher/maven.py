@@ -1,0 +1,185 @@
+"""Java and Maven on this machine, and the Kafka broker's jars resolved from Maven Central once.
+
+The jars land in ``$AWE_HOME/kafka/<version>/lib`` (``AWE_HOME`` defaults to ``~/.cache/awe``). A marker
+file holding a digest of ``pom.xml`` is written into that directory only after Maven copied every jar, so
+an interrupted resolve is redone, and so is a resolve made from an older pom.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+
+from streams.launcher.exceptions import (
+    JavaMissingError,
+    JavaTooOldError,
+    LauncherError,
+    MavenFailedError,
+    MavenMissingError,
+)
+
+POM = Path(__file__).with_name("pom.xml")
+LOG4J2_CONFIG = Path(__file__).with_name("log4j2.xml")
+MIN_JAVA = 17
+MAVEN_TIMEOUT_S = 900.0
+_MARKER = ".awe-complete"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_JAVA_VERSION = re.compile(r'version "(\d+)(?:\.(\d+))?')
+
+
+def awe_home() -> Path:
+    """``$AWE_HOME``, or ``~/.cache/awe``: where jars, default data and run state live."""
+    return Path(os.environ.get("AWE_HOME") or Path.home() / ".cache" / "awe").expanduser().absolute()
+
+
+@cache
+def kafka_version() -> str:
+    """The Kafka version the pom pins (its ``kafka.version`` property)."""
+    ns = {"m": "http://maven.apache.org/POM/4.0.0"}
+    node = ET.parse(POM).getroot().find("m:properties/m:kafka.version", ns)
+    if node is None or not (node.text or "").strip():
+        raise LauncherError(f"{POM} has no <kafka.version> property: restore it from git")
+    return (node.text or "").strip()
+
+
+def find_java() -> str:
+    """The ``java`` binary: ``$JAVA_HOME/bin/java`` when that exists, else the first on PATH."""
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home:
+        candidate = Path(java_home) / "bin" / "java"
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    found = shutil.which("java")
+    if found is None:
+        raise JavaMissingError()
+    return found
+
+
+@cache
+def java_major(java: str) -> int:
+    """The major version of a ``java`` binary (8 for ``1.8.0_x``, 17 for ``17.0.15``)."""
+    try:
+        proc = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise LauncherError(f"could not run `{java} -version` ({exc}): check your Java installation") from exc
+    match = _JAVA_VERSION.search(proc.stderr + proc.stdout)
+    if match is None:
+        raise LauncherError(f"could not read the version of {java}: check that `{java} -version` works")
+    major = int(match.group(1))
+    # Java 8 and older report themselves as 1.x.
+    if major == 1 and match.group(2):
+        major = int(match.group(2))
+    return major
+
+
+def check_java() -> str:
+    """The ``java`` to run Kafka with; raises when it is missing or older than Java 17."""
+    java = find_java()
+    major = java_major(java)
+    if major < MIN_JAVA:
+        raise JavaTooOldError(java, major, MIN_JAVA)
+    return java
+
+
+def lib_dir() -> Path:
+    """Where the jars of this Kafka version are cached (present or not)."""
+    return awe_home() / "kafka" / kafka_version() / "lib"
+
+
+def cached_jars() -> Path | None:
+    """The cached lib directory when a complete resolve from the current pom is there, else None."""
+    lib = lib_dir()
+    marker = lib / _MARKER
+    try:
+        if marker.read_text(encoding="utf-8").strip() == _pom_digest():
+            return lib
+    except OSError:
+        pass
+    return None
+
+
+def resolve_jars(*, force: bool = False) -> Path:
+    """The directory holding the broker's jars; runs Maven only when they are not cached yet.
+
+    Safe to call from several processes at once: they serialize on a lock file, and the losers find the
+    winner's jars. ``force`` resolves again even when the cache is complete.
+    """
+    if not force and (lib := cached_jars()) is not None:
+        return lib
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise MavenMissingError()
+    # Maven runs on Java too, and our message is clearer than its own.
+    check_java()
+    lib = lib_dir()
+    version_dir = lib.parent
+    version_dir.mkdir(parents=True, exist_ok=True)
+    with _exclusive(version_dir / ".lock"):
+        if not force and (cached := cached_jars()) is not None:
+            return cached
+        _run_maven(mvn, version_dir, lib)
+    return lib
+
+
+def _run_maven(mvn: str, version_dir: Path, lib: Path) -> None:
+    # Maven may write next to the pom (target/), and the package directory can be read-only.
+    pom = version_dir / "pom.xml"
+    shutil.copyfile(POM, pom)
+    partial = Path(tempfile.mkdtemp(prefix="lib.partial-", dir=version_dir))
+    try:
+        cmd = [
+            mvn,
+            "-B",
+            "-q",
+            "-f",
+            str(pom),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={partial}",
+        ]
+        try:
+            proc = subprocess.run(
+                cmd, cwd=version_dir, capture_output=True, text=True, timeout=MAVEN_TIMEOUT_S, check=False
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise MavenFailedError(-1, f"timed out after {MAVEN_TIMEOUT_S:.0f}s", POM) from exc
+        output = _ANSI.sub("", proc.stdout + proc.stderr)
+        if proc.returncode != 0:
+            raise MavenFailedError(proc.returncode, _tail(output), POM)
+        if not any(partial.glob("kafka_2.13-*.jar")):
+            raise MavenFailedError(0, "Maven succeeded but copied no kafka_2.13 jar\n" + _tail(output), POM)
+        if lib.exists():
+            shutil.rmtree(lib)
+        partial.rename(lib)
+        # Last step on purpose: the marker is the proof that the copy is complete.
+        (lib / _MARKER).write_text(_pom_digest() + "\n", encoding="utf-8")
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+
+
+@cache
+def _pom_digest() -> str:
+    return hashlib.sha256(POM.read_bytes()).hexdigest()
+
+
+def _tail(text: str, lines: int = 40) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+@contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -1,0 +1,58 @@
+"""The confluent-kafka producer used outside Faust agents (CLI, timers, gateway).
+
+The partitioner is murmur2, the Java client's and aiokafka's: the orchestrator writes a run's events with
+aiokafka, and a run's commands, results and events must land on the same partition number.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from streams.exceptions import ProduceError
+from streams.settings import Settings
+
+
+def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
+    """Producer settings: idempotent, acks=all, Java-compatible partitioning, small linger."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.kafka_bootstrap,
+        "enable.idempotence": True,
+        "acks": "all",
+        "partitioner": "murmur2_random",
+        "linger.ms": 2,
+    }
+    config.update(overrides)
+    return config
+
+
+class RecordProducer:
+    """A thin, typed wrapper that raises ProduceError instead of losing a failed delivery silently."""
+
+    def __init__(self, settings: Settings, **overrides: Any) -> None:
+        self._producer = Producer(producer_config(settings, **overrides))
+        self._errors: list[str] = []
+
+    def _on_delivery(self, err: KafkaError | None, _msg: Message) -> None:
+        if err is not None:
+            self._errors.append(str(err))
+
+    def produce(self, topic: str, key: str | bytes | None, value: bytes) -> None:
+        """Queue one record; delivery is confirmed by ``flush``."""
+        while True:
+            try:
+                self._producer.produce(topic, key=key, value=value, on_delivery=self._on_delivery)
+                break
+            except BufferError:
+                self._producer.poll(0.05)
+        self._producer.poll(0)
+
+    def flush(self, timeout: float = 15.0) -> None:
+        """Wait for every queued record; raise ProduceError if any was not written."""
+        remaining = self._producer.flush(timeout)
+        if remaining:
+            raise ProduceError(f"{remaining} records not delivered within {timeout}s")
+        if self._errors:
+            errors, self._errors = self._errors, []
+            raise ProduceError(f"{len(errors)} records failed: {errors[0]}", detail=errors)

@@ -1,0 +1,43 @@
+"""The one settings object of awe, read from the environment (prefix ``AWE_``) and a ``.env`` file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Guarantee = Literal["exactly_once", "at_least_once"]
+
+
+class Settings(BaseSettings):
+    """Everything a worker, the gateway or the CLI can be told, with defaults that run on a laptop."""
+
+    model_config = SettingsConfigDict(env_prefix="AWE_", env_file=".env", extra="ignore", frozen=True)
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    topic_prefix: str = "awe."
+    partitions: int = Field(default=6, ge=1, description="partitions of commands, results, events, tasks")
+    replication_factor: int = Field(default=1, ge=1)
+    retention_commands_ms: int = 7 * 24 * 3600 * 1000
+    retention_results_ms: int = 7 * 24 * 3600 * 1000
+    retention_tasks_ms: int = 7 * 24 * 3600 * 1000
+    retention_tokens_ms: int = 6 * 3600 * 1000
+    retention_dlq_ms: int = 28 * 24 * 3600 * 1000
+
+    tenant: str = "default"
+    app_id: str = "awe"
+    processing_guarantee: Guarantee = "exactly_once"
+    commit_interval_s: float = Field(default=0.1, gt=0, description="bounds per-step latency under exactly-once")
+    http_concurrency: int = Field(default=32, ge=1)
+    timer_tick_s: float = Field(default=0.05, gt=0)
+    worker_web_port: int | None = None
+    session_timeout_s: float = 10.0
+    log_level: str = "INFO"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,75 @@
+"""The topic catalog: every topic awe uses, by role. Nothing else in the code spells a topic name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from streams.settings import Settings
+
+
+class Role(StrEnum):
+    """What a topic is for; its name is the prefix plus this value."""
+
+    COMMANDS = "commands"
+    RESULTS = "results"
+    EVENTS = "events"
+    TOKENS = "tokens"
+    DEFINITIONS = "definitions"
+    PLUGINS = "plugins"
+    DLQ = "dlq"
+
+
+TASK_KINDS: tuple[str, ...] = ("http", "ai", "wasm")
+"""Side-effecting node kinds that have a tasks topic (``awe.tasks.<kind>``); later kinds add theirs here."""
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """A topic as it must exist on the broker."""
+
+    name: str
+    partitions: int
+    config: dict[str, str]
+
+    @property
+    def compacted(self) -> bool:
+        """Whether the topic keeps only the newest record per key."""
+        return self.config.get("cleanup.policy") == "compact"
+
+
+class Catalog:
+    """Names and specs of every topic, derived from the settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.prefix = settings.topic_prefix
+
+    def name(self, role: Role) -> str:
+        """The topic name for a role."""
+        return f"{self.prefix}{role.value}"
+
+    def tasks(self, kind: str) -> str:
+        """The tasks topic of a node kind."""
+        return f"{self.prefix}tasks.{kind}"
+
+    def specs(self) -> list[TopicSpec]:
+        """Every topic with its partitions and retention, in creation order."""
+        s = self.settings
+        run_partitions = s.partitions
+
+        def retained(ms: int) -> dict[str, str]:
+            return {"cleanup.policy": "delete", "retention.ms": str(ms)}
+
+        compacted = {"cleanup.policy": "compact"}
+        specs = [
+            TopicSpec(self.name(Role.COMMANDS), run_partitions, retained(s.retention_commands_ms)),
+            TopicSpec(self.name(Role.RESULTS), run_partitions, retained(s.retention_results_ms)),
+            TopicSpec(self.name(Role.EVENTS), run_partitions, {"cleanup.policy": "delete", "retention.ms": "-1"}),
+            TopicSpec(self.name(Role.TOKENS), run_partitions, retained(s.retention_tokens_ms)),
+            TopicSpec(self.name(Role.DEFINITIONS), 1, compacted),
+            TopicSpec(self.name(Role.PLUGINS), 1, compacted),
+            TopicSpec(self.name(Role.DLQ), 1, retained(s.retention_dlq_ms)),
+        ]
+        specs += [TopicSpec(self.tasks(kind), run_partitions, retained(s.retention_tasks_ms)) for kind in TASK_KINDS]
+        return specs

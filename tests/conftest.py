@@ -1,0 +1,48 @@
+"""Shared fixtures: one real Apache Kafka broker per test session, and workers on unique topics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from streams.admin import ensure_topics
+from streams.settings import Settings
+from tests.harness import WorkerProcess, session_broker, unique_settings
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """The bootstrap address of the session's broker (never skipped: no broker is a failure)."""
+    with session_broker() as bootstrap:
+        yield bootstrap
+
+
+@pytest.fixture
+def settings_factory(kafka_bootstrap: str) -> object:
+    """Make settings with unique topics and group ids, topics already created."""
+
+    def make(**overrides: object) -> Settings:
+        settings = unique_settings(kafka_bootstrap, **overrides)
+        ensure_topics(settings)
+        return settings
+
+    return make
+
+
+@pytest.fixture
+def worker_factory(tmp_path: Path) -> Iterator[object]:
+    """Start ``awe worker`` processes for given settings; all are stopped when the test ends."""
+    started: list[WorkerProcess] = []
+
+    def start(settings: Settings, *, wait: bool = True) -> WorkerProcess:
+        worker = WorkerProcess(settings, tmp_path)
+        started.append(worker)
+        if wait:
+            worker.wait_ready()
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
