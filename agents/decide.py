@@ -201,9 +201,16 @@ class _Step:
         return {
             "inputs": state.inputs,
             "nodes": {
-                nid: {"output": n.output, "status": n.status} for nid, n in state.nodes.items() if n.status in ENDED_NODE
+                nid: {"output": n.output, "status": n.status}
+                for nid, n in state.nodes.items()
+                if n.status in ENDED_NODE
             },
-            "run": {"id": state.run_id, "workflow": state.workflow, "version": state.version, "tenant": state.tenant_id},
+            "run": {
+                "id": state.run_id,
+                "workflow": state.workflow,
+                "version": state.version,
+                "tenant": state.tenant_id,
+            },
         }
 
     def advance(self) -> None:

@@ -24,6 +24,7 @@ from agents.timers import TimerWheel
 from schemas.commands import StartRun
 from schemas.state import RunState
 from schemas.tasks import TimerFired
+from streams.app import RunStateValue, raw_topic
 from streams.codec import encode
 from streams.dlq import DeadLetter
 from streams.producer import RecordProducer
@@ -45,24 +46,26 @@ class Orchestrator:
         self.wheel = TimerWheel()
         self._wheel_stale = True
         self._timer_producer: RecordProducer | None = None
-        raw = {"key_serializer": "raw", "value_serializer": "raw"}
         self.commands_topic = self.catalog.name(Role.COMMANDS)
-        self.source = app.topic(self.commands_topic, self.catalog.name(Role.RESULTS), **raw)
-        self.events = app.topic(self.catalog.name(Role.EVENTS), **raw)
+        self.source = raw_topic(app, self.commands_topic, self.catalog.name(Role.RESULTS))
+        self.events = raw_topic(app, self.catalog.name(Role.EVENTS))
         self.results = self.catalog.name(Role.RESULTS)
-        self.dlq = app.topic(self.catalog.name(Role.DLQ), **raw)
-        self.task_topics: dict[str, Any] = {}
-        self.runs = app.Table("runs", partitions=settings.partitions, key_type=bytes)
-        # Faust derives a table's value codec from a Faust model type; awe's state is a pydantic model.
-        self.runs.value_serializer = "awe_run_state"
+        self.dlq = raw_topic(app, self.catalog.name(Role.DLQ))
+        self.task_topics: dict[str, faust.TopicT] = {}
+        self.runs = app.Table(
+            "runs",
+            partitions=settings.partitions,
+            key_type=bytes,
+            value_type=RunStateValue,  # type: ignore[arg-type]
+        )
         app.agent(self.source, name="awe.orchestrator")(self._process)
         app.timer(interval=settings.timer_tick_s, name="awe.timers")(self._tick)
         app.on_rebalance_complete.connect(self._on_rebalance_complete)
 
-    def _task_topic(self, kind: str) -> Any:
+    def _task_topic(self, kind: str) -> faust.TopicT:
         topic = self.task_topics.get(kind)
         if topic is None:
-            topic = self.app.topic(self.catalog.tasks(kind), key_serializer="raw", value_serializer="raw")
+            topic = raw_topic(self.app, self.catalog.tasks(kind))
             self.task_topics[kind] = topic
         return topic
 
@@ -133,7 +136,7 @@ class Orchestrator:
         log.warning("dead-lettered %s/%s/%s: %s", message.topic, message.partition, message.offset, err.message)
         await self.dlq.send(key=message.key, value=encode(letter))
 
-    def _on_rebalance_complete(self, sender: Any = None, **_: Any) -> None:
+    def _on_rebalance_complete(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         self._wheel_stale = True
 
     async def _tick(self) -> None:
@@ -141,7 +144,9 @@ class Orchestrator:
             return
         if self._wheel_stale:
             self._wheel_stale = False
-            self.wheel.rebuild(v for v in self.runs.values() if isinstance(v, RunState))
+            states = [v for v in self.runs.values() if isinstance(v, RunState)]
+            self.wheel.rebuild(states)
+            log.info("timer wheel rebuilt: %d timers of %d runs", len(self.wheel), len(states))
         due = self.wheel.pop_due(time.time())
         if not due:
             return

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import faust
 
 from agents.executors.base import Executor
@@ -14,8 +12,6 @@ from streams.app import create_app
 from streams.registry import DefinitionRegistry
 from streams.settings import Settings
 
-log = logging.getLogger("awe.worker")
-
 
 def build_worker(settings: Settings) -> faust.App:
     """A Faust app with every agent of awe registered; topics are created before it starts."""
@@ -24,10 +20,6 @@ def build_worker(settings: Settings) -> faust.App:
     Orchestrator(app, settings, registry)
     http = HttpHandler(settings.http_concurrency)
     Executor(app, settings, "http", http, settings.http_concurrency)
-
-    @app.task
-    async def _announce() -> None:
-        log.info("awe worker ready on %s (%s)", settings.kafka_bootstrap, settings.processing_guarantee)
 
     return app
 

@@ -116,7 +116,9 @@ def _parse_inputs(pairs: list[str], inputs_json: str | None) -> dict[str, Any]:
 def run(
     name: Annotated[str, typer.Argument(help="workflow name")],
     version: Annotated[int | None, typer.Option(help="definition version (default: newest)")] = None,
-    input: Annotated[list[str] | None, typer.Option("--input", "-i", help="k=v (v parsed as JSON if it can be)")] = None,
+    input: Annotated[
+        list[str] | None, typer.Option("--input", "-i", help="k=v (v parsed as JSON if it can be)")
+    ] = None,
     inputs_json: Annotated[str | None, typer.Option("--inputs-json", help="all inputs as a JSON object")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="follow the run until it ends")] = False,
     timeout: Annotated[float | None, typer.Option(help="with --wait: give up after S seconds (exit 3)")] = None,

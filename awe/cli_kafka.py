@@ -54,9 +54,7 @@ def up_command(
     port: PortOption = 9092,
     data: Annotated[
         Path | None,
-        typer.Option(
-            "--data", help="Data directory, kept across down/up (default: $AWE_HOME/kafka/data/PORT)."
-        ),
+        typer.Option("--data", help="Data directory, kept across down/up (default: $AWE_HOME/kafka/data/PORT)."),
     ] = None,
     ephemeral: Annotated[
         bool, typer.Option("--ephemeral", help="Use a temporary data directory, removed by `down`.")
@@ -93,9 +91,7 @@ def up_command(
 @app.command("down")
 def down_command(
     port: PortOption = 9092,
-    timeout: Annotated[
-        float, typer.Option("--timeout", help="Seconds to wait after SIGTERM before SIGKILL.")
-    ] = 30.0,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait after SIGTERM before SIGKILL.")] = 30.0,
 ) -> None:
     """Stop the local Kafka cluster started on PORT (exit 0 even when none runs)."""
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -69,10 +70,8 @@ def run_dev(*, port: int, example: str, once: bool, console: Console) -> int:
         if not once:
             console.print("awe is running; Ctrl-C stops the worker and the broker.")
             signal.signal(signal.SIGTERM, _interrupt)
-            try:
+            with contextlib.suppress(KeyboardInterrupt):
                 worker.wait()
-            except KeyboardInterrupt:
-                pass
         return code
     except KeyboardInterrupt:
         return 130

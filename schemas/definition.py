@@ -14,9 +14,17 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from functools import cached_property
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
 
 from schemas.durations import Duration
 from schemas.exceptions import DefinitionError, Problem
@@ -190,7 +198,11 @@ class NodeBase(_Model):
     supports_timeout: ClassVar[bool] = True
 
     depends_on: list[str] = Field(default_factory=list)
-    when: Annotated[str | None, BeforeValidator(_when_from_bool)] = None
+    when: Annotated[
+        str | None,
+        BeforeValidator(_when_from_bool),
+        WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "boolean"}, {"type": "null"}]}, mode="validation"),
+    ] = None
     retry: RetryPolicy | None = None
     timeout: Duration | None = None
     trigger: Literal["all_success", "all_done"] = "all_success"
@@ -202,7 +214,8 @@ class TransformNode(NodeBase):
     """Evaluates ``output`` (any JSON value whose strings are templates) inside the orchestrator."""
 
     template_fields: ClassVar[tuple[str, ...]] = ("output",)
-    # Evaluated inline by the orchestrator: nothing to time out, and a template error fails the same way twice.
+    # Evaluated inline by the orchestrator: nothing to time out, and a template error fails the same way
+    # every time.
     supports_retry: ClassVar[bool] = False
     supports_timeout: ClassVar[bool] = False
 
@@ -231,6 +244,7 @@ def _upper(value: Any) -> Any:
 
 
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
+_METHODS: tuple[str, ...] = get_args(HttpMethod)
 
 
 class HttpNode(NodeBase):
@@ -239,7 +253,11 @@ class HttpNode(NodeBase):
     template_fields: ClassVar[tuple[str, ...]] = ("url", "headers", "body", "query")
 
     kind: Literal["http"]
-    method: Annotated[HttpMethod, BeforeValidator(_upper)] = "GET"
+    method: Annotated[
+        HttpMethod,
+        BeforeValidator(_upper),
+        WithJsonSchema({"enum": [*_METHODS, *(m.lower() for m in _METHODS)]}, mode="validation"),
+    ] = "GET"
     url: str
     headers: dict[str, str] = Field(default_factory=dict)
     body: Any = None
@@ -299,15 +317,14 @@ class WorkflowDefinition(_Model):
         """SHA-256 hex of the canonical JSON (sorted keys, defaults included) of this definition.
 
         Two definitions that mean the same thing (``1s`` vs ``1000ms``, keys in another order, a default
-        spelled out) have the same digest; ``awe workflow apply`` registers a new version only when it changes.
+        spelled out) have the same digest; ``awe workflow apply`` registers a new version only when it
+        changes.
         """
-        canonical = json.dumps(
-            self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-        )
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
     def upstream(self, node_id: str) -> frozenset[str]:
-        """Every node ``node_id`` depends on, directly or transitively. Raises KeyError for an unknown node."""
+        """Every node ``node_id`` depends on, directly or transitively; KeyError for an unknown node."""
         if node_id not in self.nodes:
             raise KeyError(node_id)
         return self._upstream[node_id]

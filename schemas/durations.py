@@ -27,7 +27,7 @@ DURATION_PATTERN = rf"^\s*(?:{_NUMBER}|(?:{_NUMBER}\s*(?:ms|s|m|h)\s*)+)\s*$"
 _FORMATS = "a number of seconds, or a number followed by ms, s, m or h (e.g. 250ms, 1.5s, 2m, 1h, 1h30m)"
 
 
-def parse_duration(value: str | int | float) -> float:
+def parse_duration(value: str | float) -> float:
     """Return ``value`` as a non-negative number of seconds.
 
     Accepts a non-negative int or float (seconds), a numeric string (``"1.5"``), or a string of one or
@@ -36,6 +36,7 @@ def parse_duration(value: str | int | float) -> float:
     negative numbers, NaN and infinity.
     """
     # bool is an int subclass; `timeout: true` is a mistake, not one second.
+    # ValueError even for wrong types: pydantic reports only ValueError from a validator as a field error.
     if isinstance(value, bool):
         raise ValueError(f"invalid duration {value!r}: use {_FORMATS}")
     if isinstance(value, int | float):

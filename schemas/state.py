@@ -165,7 +165,11 @@ def apply(state: RunState, event: Envelope, payload: Payload) -> RunState:
             update |= {
                 "tenant_id": event.tenant_id,
                 "status": "rejected",
-                "error": ErrorInfo(code=payload.code, message=payload.message, detail=payload.problems or None),
+                "error": ErrorInfo(
+                    code=payload.code,
+                    message=payload.message,
+                    detail=[p.model_dump(mode="json") for p in payload.problems] or None,
+                ),
                 "ended_at": event.time,
             }
         case NodeScheduled():
@@ -194,9 +198,7 @@ def apply(state: RunState, event: Envelope, payload: Payload) -> RunState:
                 )
             )
         case NodeSucceeded():
-            set_node(
-                payload.node_id, status="succeeded", attempts=payload.attempt, output=payload.output, error=None
-            )
+            set_node(payload.node_id, status="succeeded", attempts=payload.attempt, output=payload.output, error=None)
             drop_timers(payload.node_id)
         case NodeFailed():
             set_node(payload.node_id, status="failed", attempts=payload.attempt, error=payload.error)

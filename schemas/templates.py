@@ -73,15 +73,20 @@ class _Environment(ImmutableSandboxedEnvironment):
         return super().getattr(obj, attribute)
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**" and isinstance(left, int) and isinstance(right, int) and right > 0:
-            # Integer powers are exact, so their cost grows with the size of the result.
-            if abs(left) > 1 and left.bit_length() * right > _MAX_POWER_BITS:
-                raise SecurityError(f"result of ** would exceed {_MAX_POWER_BITS} bits")
+        # Integer powers are exact, so their cost grows with the size of the result.
+        if (
+            operator == "**"
+            and isinstance(left, int)
+            and isinstance(right, int)
+            and right > 0
+            and abs(left) > 1
+            and left.bit_length() * right > _MAX_POWER_BITS
+        ):
+            raise SecurityError(f"result of ** would exceed {_MAX_POWER_BITS} bits")
         if operator == "*":
             for seq, times in ((left, right), (right, left)):
-                if isinstance(seq, str | list | tuple) and isinstance(times, int):
-                    if len(seq) * times > _MAX_SEQUENCE:
-                        raise SecurityError(f"result of * would exceed {_MAX_SEQUENCE} items")
+                if isinstance(seq, str | list | tuple) and isinstance(times, int) and len(seq) * times > _MAX_SEQUENCE:
+                    raise SecurityError(f"result of * would exceed {_MAX_SEQUENCE} items")
         return super().call_binop(context, operator, left, right)
 
 
@@ -204,14 +209,20 @@ def references(value: Any, *, root: str = "nodes") -> set[str]:
         except jinja2.TemplateSyntaxError:
             continue
         for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-            target = node.node
-            if not (isinstance(target, nodes.Name) and target.name == root):
-                continue
-            if isinstance(node, nodes.Getattr):
+            if isinstance(node, nodes.Getattr) and _is_name(node.node, root):
                 found.add(node.attr)
-            elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            elif (
+                isinstance(node, nodes.Getitem)
+                and _is_name(node.node, root)
+                and isinstance(node.arg, nodes.Const)
+                and isinstance(node.arg.value, str)
+            ):
                 found.add(node.arg.value)
     return found
+
+
+def _is_name(node: nodes.Node, name: str) -> bool:
+    return isinstance(node, nodes.Name) and node.name == name
 
 
 def undeclared_names(source: str) -> set[str]:

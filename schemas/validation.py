@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import difflib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import jinja2
@@ -86,7 +87,7 @@ def load_definition_text(text: str) -> dict[str, Any]:
     parse, has a duplicate key, or is not a mapping at the top level.
     """
     try:
-        document = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader derives from SafeLoader
+        document = yaml.load(text, Loader=_Loader)  # _Loader derives from SafeLoader
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
@@ -179,25 +180,18 @@ def _check_depends_on(node_id: str, deps: list[Any], known: set[str]) -> Iterato
         seen.add(dep)
 
 
+@dataclass(frozen=True)
 class _Scope:
     """What the templates of one node (or of ``outputs``, when ``node_id`` is None) may read."""
 
-    def __init__(
-        self,
-        node_id: str | None,
-        readable: frozenset[str],
-        known: set[str],
-        inputs: set[str] | None,
-        names: frozenset[str] = CONTEXT_NAMES,
-    ) -> None:
-        self.node_id = node_id
-        self.readable = readable
-        self.known = known
-        self.inputs = inputs
-        self.names = names
+    node_id: str | None
+    readable: frozenset[str]
+    known: set[str]
+    inputs: set[str] | None
+    names: frozenset[str] = CONTEXT_NAMES
 
     def with_item(self) -> _Scope:
-        return _Scope(self.node_id, self.readable, self.known, self.inputs, self.names | MAP_ITEM_NAMES)
+        return replace(self, names=self.names | MAP_ITEM_NAMES)
 
 
 def _check_node(path: str, node: Mapping[str, Any], scope: _Scope) -> Iterator[Problem]:
@@ -208,7 +202,7 @@ def _check_node(path: str, node: Mapping[str, Any], scope: _Scope) -> Iterator[P
     if isinstance(when, str):
         yield from _check_condition(join_path(path, "when"), when, scope)
 
-    if node_type is None:
+    if node_type is None or not isinstance(kind, str):
         return  # the model reports the kind; which fields are templates is unknown
     yield from _check_kind_fields(path, kind, node, node_type)
     for field in node_type.template_fields:
@@ -233,8 +227,7 @@ def _check_kind_fields(path: str, kind: str, node: Mapping[str, Any], node_type:
     if "retry" in node and node["retry"] is not None and not node_type.supports_retry:
         yield Problem(
             path=join_path(path, "retry"),
-            message=f"{_article(kind)} node is never retried; retry applies to nodes run by an executor "
-            "(such as http)",
+            message=f"{_article(kind)} node is never retried; retry applies to nodes run by an executor (such as http)",
         )
     if "timeout" in node and node["timeout"] is not None and not node_type.supports_timeout:
         yield Problem(path=join_path(path, "timeout"), message=f"timeout has no effect on {_article(kind)} node")
@@ -322,9 +315,7 @@ def _from_pydantic(error: ErrorDetails, document: Any) -> Problem:
     path = _path(loc)
 
     if error_type == "union_tag_invalid":
-        return Problem(
-            path=join_path(path, "kind"), message=f"unknown kind {ctx.get('tag')!r}; known kinds: {_KINDS}"
-        )
+        return Problem(path=join_path(path, "kind"), message=f"unknown kind {ctx.get('tag')!r}; known kinds: {_KINDS}")
     if error_type == "union_tag_not_found" or (
         error_type == "model_attributes_type" and len(loc) == 2 and loc[0] == "nodes"
     ):
@@ -461,13 +452,8 @@ def validate_inputs(defn: WorkflowDefinition, inputs: Mapping[str, Any]) -> dict
     problems: list[Problem] = []
     for name in inputs:
         if name not in defn.inputs:
-            declared = ", ".join(defn.inputs) or "none"
-            problems.append(
-                Problem(
-                    path=join_path("inputs", str(name)),
-                    message=f"unknown input '{name}'{_suggest(str(name), defn.inputs)}; declared inputs: {declared}",
-                )
-            )
+            hint = _suggest(str(name), defn.inputs) or f"; declared inputs: {', '.join(defn.inputs) or 'none'}"
+            problems.append(Problem(path=join_path("inputs", str(name)), message=f"unknown input '{name}'{hint}"))
     result: dict[str, Any] = {}
     for name, spec in defn.inputs.items():
         path = join_path("inputs", name)
@@ -480,7 +466,8 @@ def validate_inputs(defn: WorkflowDefinition, inputs: Mapping[str, Any]) -> dict
         elif not spec.accepts(value):
             problems.append(
                 Problem(
-                    path=path, message=f"expected {spec.type}, got {json_type_name(value)} ({_preview(value)})"
+                    path=path,
+                    message=f"expected {spec.type}, got {json_type_name(value)} ({_preview(value)})",
                 )
             )
         else:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 
 from streams.exceptions import BrokerUnavailableError, TopicMismatchError
 from streams.settings import Settings
@@ -54,7 +55,9 @@ def ensure_topics(settings: Settings, timeout: float = 15.0) -> list[TopicOutcom
     if wanted:
         futures = admin.create_topics(
             [
-                NewTopic(s.name, num_partitions=s.partitions, replication_factor=settings.replication_factor, config=s.config)
+                NewTopic(
+                    s.name, num_partitions=s.partitions, replication_factor=settings.replication_factor, config=s.config
+                )
                 for s in wanted
             ],
             operation_timeout=timeout,

@@ -25,7 +25,12 @@ class CommandClient:
         self._producer = RecordProducer(settings)
 
     def start(
-        self, workflow: str, inputs: dict[str, Any] | None = None, *, version: int | None = None, run_id: str | None = None
+        self,
+        workflow: str,
+        inputs: dict[str, Any] | None = None,
+        *,
+        version: int | None = None,
+        run_id: str | None = None,
     ) -> StartRun:
         """Produce a StartRun and wait until the broker has it."""
         command = StartRun(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,7 +49,7 @@ class DeadLetter(BaseModel):
         return base64.b64decode(self.original_base64)
 
 
-def describe_validation_error(errors: list[dict[str, Any]]) -> str:
+def describe_validation_error(errors: Sequence[Mapping[str, Any]]) -> str:
     """A one-line summary of pydantic errors with their field paths."""
     parts = []
     for e in errors[:5]:

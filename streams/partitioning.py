@@ -7,4 +7,5 @@ from aiokafka.partitioner import murmur2
 
 def partition_for(run_id: str, partitions: int) -> int:
     """The partition of ``awe.commands``, ``awe.results`` and ``awe.events`` that holds a run."""
-    return (murmur2(run_id.encode()) & 0x7FFFFFFF) % partitions
+    digest: int = murmur2(run_id.encode())
+    return (digest & 0x7FFFFFFF) % partitions

@@ -9,7 +9,7 @@ import pytest
 
 from streams.admin import ensure_topics
 from streams.settings import Settings
-from tests.harness import WorkerProcess, session_broker, unique_settings
+from tests.harness import Engine, FlakyServer, WorkerProcess, session_broker, unique_settings
 
 
 @pytest.fixture(scope="session")
@@ -46,3 +46,22 @@ def worker_factory(tmp_path: Path) -> Iterator[object]:
     yield start
     for worker in started:
         worker.stop()
+
+
+@pytest.fixture(scope="module")
+def engine(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """Unique topics and one running worker, shared by the tests of a module."""
+    settings = unique_settings(kafka_bootstrap)
+    ensure_topics(settings)
+    eng = Engine(settings, tmp_path_factory.mktemp("workers"))
+    eng.start_worker()
+    yield eng
+    eng.close()
+
+
+@pytest.fixture(scope="module")
+def http_server() -> Iterator[FlakyServer]:
+    """A loopback HTTP server with scripted failures."""
+    server = FlakyServer()
+    yield server
+    server.close()

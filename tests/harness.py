@@ -160,3 +160,175 @@ def wait_until(predicate: object, timeout: float = 30.0, interval: float = 0.05)
             return
         time.sleep(interval)
     raise TimeoutError(f"condition not met within {timeout}s")
+
+
+class Engine:
+    """One set of unique topics with one worker, and the calls a test needs to drive runs through it."""
+
+    def __init__(self, settings: Settings, log_dir: Path) -> None:
+        from streams.client import CommandClient
+        from streams.registry import DefinitionRegistry
+
+        self.settings = settings
+        self.log_dir = log_dir
+        self.client = CommandClient(settings)
+        self.registry = DefinitionRegistry(settings)
+        self.workers: list[WorkerProcess] = []
+
+    def start_worker(self, wait: bool = True) -> WorkerProcess:
+        """Start one more worker process."""
+        worker = WorkerProcess(self.settings, self.log_dir)
+        self.workers.append(worker)
+        if wait:
+            worker.wait_ready()
+        return worker
+
+    def apply(self, definition: dict[str, object]) -> int:
+        """Register a definition (a dict as a user would write it); return its version."""
+        from schemas.validation import validate_definition
+
+        record, _ = self.registry.register(self.settings.tenant, validate_definition(definition))
+        return record.version
+
+    def start(self, workflow: str, inputs: dict[str, object] | None = None) -> tuple[str, int]:
+        """Start a run; return its id and the offset to read its events from."""
+        from schemas.commands import new_id
+        from streams.reader import RunReader
+
+        run_id = new_id()
+        with RunReader(self.settings) as reader:
+            offset = reader.end_offset(run_id)
+        self.client.start(workflow, dict(inputs or {}), run_id=run_id)
+        return run_id, offset
+
+    def wait(self, run_id: str, offset: int | None = None, timeout: float = 30.0, on_event: object = None) -> object:
+        """Follow a run to its end and return its final state; fail if it does not end in time."""
+        from streams.client import follow_run
+
+        state = follow_run(self.settings, run_id, from_offset=offset, timeout=timeout, on_event=on_event)  # type: ignore[arg-type]
+        if not state.terminal:
+            logs = "\n".join(w.tail() for w in self.workers)
+            raise TimeoutError(f"run {run_id} still {state.status} after {timeout}s; workers:\n{logs}")
+        return state
+
+    def run(self, workflow: str, inputs: dict[str, object] | None = None, timeout: float = 30.0) -> object:
+        """Start a run and wait for its end."""
+        run_id, offset = self.start(workflow, inputs)
+        return self.wait(run_id, offset, timeout)
+
+    def events(self, run_id: str) -> list[object]:
+        """Every event of a run, read back from ``awe.events``."""
+        from streams.reader import RunReader
+
+        with RunReader(self.settings) as reader:
+            return list(reader.events(run_id))
+
+    def close(self) -> None:
+        """Stop the workers and release clients."""
+        for worker in self.workers:
+            worker.stop()
+        self.registry.close()
+
+
+class FlakyServer:
+    """A loopback HTTP server whose paths script failures: ``/fail/N/KEY`` answers 500 N times then 200,
+    ``/status/CODE``, ``/slow/SECONDS``, ``/echo`` returns the JSON it got. ``hits`` counts calls per path."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.hits: dict[str, int] = {}
+        self.bodies: list[object] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _reply(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _handle(self) -> None:
+                import json
+
+                length = int(self.headers.get("content-length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                path = self.path.split("?")[0]
+                server.hits[path] = server.hits.get(path, 0) + 1
+                count = server.hits[path]
+                parts = path.strip("/").split("/")
+                if parts[0] == "fail" and count <= int(parts[1]):
+                    self._reply(500, b'{"error": "scripted failure"}')
+                elif parts[0] == "status":
+                    self._reply(int(parts[1]), b'{"status": "scripted"}')
+                elif parts[0] == "slow":
+                    time.sleep(float(parts[1]))
+                    self._reply(200, b'{"slow": true}')
+                else:
+                    if raw:
+                        server.bodies.append(json.loads(raw))
+                    self._reply(
+                        200, json.dumps({"path": path, "count": count, "got": json.loads(raw or b"null")}).encode()
+                    )
+
+            do_GET = _handle
+            do_POST = _handle
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        """Base URL."""
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def close(self) -> None:
+        """Stop serving."""
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def read_topic(settings: Settings, topic: str, timeout: float = 10.0) -> list[tuple[bytes | None, bytes | None]]:
+    """Every committed record of a topic (all partitions) as (key, value), read to the current end."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": f"test-reader-{uuid.uuid4().hex[:6]}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    try:
+        meta = consumer.list_topics(topic, timeout=timeout).topics[topic]
+        tps = [TopicPartition(topic, p, 0) for p in meta.partitions]
+        ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=timeout)[1] for tp in tps}
+        consumer.assign(tps)
+        out: list[tuple[bytes | None, bytes | None]] = []
+        deadline = time.monotonic() + timeout
+        idle = 0
+        while time.monotonic() < deadline and idle < 5:
+            positions = {tp.partition: tp.offset for tp in consumer.position(tps)}
+            if all(positions[p] >= end for p, end in ends.items()):
+                break
+            msg = consumer.poll(0.2)
+            if msg is None:
+                idle += 1
+                continue
+            idle = 0
+            if not msg.error():
+                out.append((msg.key(), msg.value()))
+        return out
+    finally:
+        consumer.close()

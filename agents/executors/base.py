@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from agents.exceptions import ExecutionError
 from schemas.errors import ErrorInfo
 from schemas.tasks import Task, TaskResult
+from streams.app import raw_topic
 from streams.codec import decode, encode
 from streams.dlq import DeadLetter, describe_validation_error
 from streams.settings import Settings
@@ -35,18 +36,18 @@ class Executor:
 
     def __init__(self, app: faust.App, settings: Settings, kind: str, handler: Handler, concurrency: int) -> None:
         catalog = Catalog(settings)
-        raw = {"key_serializer": "raw", "value_serializer": "raw"}
         self.kind = kind
         self.handler = handler
-        self.tasks = app.topic(catalog.tasks(kind), **raw)
-        self.results = app.topic(catalog.name(Role.RESULTS), **raw)
-        self.dlq = app.topic(catalog.name(Role.DLQ), **raw)
+        self.tasks = raw_topic(app, catalog.tasks(kind))
+        self.results = raw_topic(app, catalog.name(Role.RESULTS))
+        self.dlq = raw_topic(app, catalog.name(Role.DLQ))
         self._slots = asyncio.Semaphore(concurrency)
         self._running: set[asyncio.Task[None]] = set()
         app.agent(self.tasks, name=f"awe.executor.{kind}")(self._process)
 
     async def _process(self, stream: StreamT[bytes]) -> None:
-        async for event in stream.noack().events():
+        manual: StreamT[bytes] = stream.noack()  # type: ignore[attr-defined]
+        async for event in manual.events():
             await self._slots.acquire()
             job = asyncio.ensure_future(self._run(event))
             self._running.add(job)

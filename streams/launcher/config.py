@@ -162,6 +162,8 @@ def jvm_options(node: Node, brokers: int) -> list[str]:
         "-Djava.awt.headless=true",
         f"-Dkafka.logs.dir={node.logs_dir}",
         f"-Dlog4j2.configurationFile={LOG4J2_CONFIG}",
+        # Kafka logs its own shutdown; log4j's hook would close the file first and send the rest to stdout.
+        "-Dlog4j2.shutdownHookEnabled=false",
         # Extra flags for whoever needs them (a debugger agent, GC logging, ...).
         *shlex.split(os.environ.get("AWE_KAFKA_JVM_OPTS", "")),
     ]

@@ -24,8 +24,7 @@ class JavaMissingError(LauncherError):
 
     def __init__(self) -> None:
         super().__init__(
-            "Java not found on PATH: install Java 17+ (apt-get install openjdk-17-jre-headless) "
-            "or set JAVA_HOME"
+            "Java not found on PATH: install Java 17+ (apt-get install openjdk-17-jre-headless) or set JAVA_HOME"
         )
 
 
@@ -74,11 +73,7 @@ class PortInUseError(LauncherError):
     code = "kafka_port_in_use"
 
     def __init__(self, port: int, base_port: int) -> None:
-        what = (
-            f"port {port}"
-            if port == base_port
-            else f"port {port} (needed by a cluster on --port {base_port})"
-        )
+        what = f"port {port}" if port == base_port else f"port {port} (needed by a cluster on --port {base_port})"
         super().__init__(
             f"{what} is already in use: stop what listens there or choose another with --port",
             detail={"port": port, "base_port": base_port},

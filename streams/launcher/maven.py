@@ -7,7 +7,6 @@ an interrupted resolve is redone, and so is a resolve made from an older pom.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import re
@@ -15,8 +14,6 @@ import shutil
 import subprocess
 import tempfile
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -27,6 +24,7 @@ from streams.launcher.exceptions import (
     MavenFailedError,
     MavenMissingError,
 )
+from streams.launcher.procs import file_lock
 
 POM = Path(__file__).with_name("pom.xml")
 LOG4J2_CONFIG = Path(__file__).with_name("log4j2.xml")
@@ -124,7 +122,7 @@ def resolve_jars(*, force: bool = False) -> Path:
     lib = lib_dir()
     version_dir = lib.parent
     version_dir.mkdir(parents=True, exist_ok=True)
-    with _exclusive(version_dir / ".lock"):
+    with file_lock(version_dir / ".lock"):
         if not force and (cached := cached_jars()) is not None:
             return cached
         _run_maven(mvn, version_dir, lib)
@@ -173,13 +171,3 @@ def _pom_digest() -> str:
 
 def _tail(text: str, lines: int = 40) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
-
-
-@contextmanager
-def _exclusive(path: Path) -> Iterator[None]:
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -156,7 +156,15 @@ def test_required_input_with_default_is_rejected() -> None:
 
 @pytest.mark.parametrize(
     ("value", "name"),
-    [(None, "null"), (True, "boolean"), (1, "integer"), (1.5, "number"), ("", "string"), ([], "array"), ({}, "object")],
+    [
+        (None, "null"),
+        (True, "boolean"),
+        (1, "integer"),
+        (1.5, "number"),
+        ("", "string"),
+        ([], "array"),
+        ({}, "object"),
+    ],
 )
 def test_json_type_name(value: Any, name: str) -> None:
     assert json_type_name(value) == name
@@ -166,9 +174,13 @@ def test_json_type_name(value: Any, name: str) -> None:
 
 
 def test_retry_defaults() -> None:
-    assert DEFAULT_RETRY == RetryPolicy()
+    assert RetryPolicy() == DEFAULT_RETRY
     assert (DEFAULT_RETRY.max_attempts, DEFAULT_RETRY.backoff) == (3, "exponential")
-    assert (DEFAULT_RETRY.initial_delay, DEFAULT_RETRY.max_delay, DEFAULT_RETRY.multiplier) == (1.0, 30.0, 2.0)
+    assert (DEFAULT_RETRY.initial_delay, DEFAULT_RETRY.max_delay, DEFAULT_RETRY.multiplier) == (
+        1.0,
+        30.0,
+        2.0,
+    )
 
 
 def test_exponential_delays_are_capped() -> None:
@@ -197,7 +209,12 @@ def test_attempts_are_one_based() -> None:
 
 @pytest.mark.parametrize(
     "fields",
-    [{"max_attempts": 0}, {"multiplier": 0.5}, {"initial_delay": "5s", "max_delay": "1s"}, {"backoff": "linear"}],
+    [
+        {"max_attempts": 0},
+        {"multiplier": 0.5},
+        {"initial_delay": "5s", "max_delay": "1s"},
+        {"backoff": "linear"},
+    ],
 )
 def test_invalid_retry_policies(fields: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
@@ -210,7 +227,12 @@ def test_invalid_retry_policies(fields: dict[str, Any]) -> None:
 def test_digest_ignores_spelling_and_key_order() -> None:
     a = _workflow({"a": {"kind": "sleep", "duration": "1s"}, "b": {"kind": "sleep", "duration": 2}})
     b = _workflow({"b": {"kind": "sleep", "duration": "2000ms"}, "a": {"kind": "sleep", "duration": 1.0}})
-    c = _workflow({"a": {"kind": "sleep", "duration": "1s", "trigger": "all_success"}, "b": {"kind": "sleep", "duration": 2}})
+    c = _workflow(
+        {
+            "a": {"kind": "sleep", "duration": "1s", "trigger": "all_success"},
+            "b": {"kind": "sleep", "duration": 2},
+        }
+    )
     assert a.digest() == b.digest() == c.digest()
     assert len(a.digest()) == 64
 
@@ -253,7 +275,9 @@ def test_topological_order_of_a_cycle_raises() -> None:
 def test_model_copy_recomputes_the_graph() -> None:
     defn = _workflow({"a": _t(), "b": _t("a")})
     assert defn.topological_order() == ["a", "b"]
-    changed = defn.model_copy(update={"nodes": {"b": TransformNode(kind="transform"), "a": TransformNode(kind="transform")}})
+    changed = defn.model_copy(
+        update={"nodes": {"b": TransformNode(kind="transform"), "a": TransformNode(kind="transform")}}
+    )
     assert changed.topological_order() == ["b", "a"]
     assert defn == WorkflowDefinition.model_validate(defn.model_dump())
 
@@ -275,5 +299,7 @@ def test_json_schema_is_generated() -> None:
     jsonschema = pytest.importorskip("jsonschema")
     for example in ("triage.yaml", "hello.yaml"):
         jsonschema.validate(load_definition_text((EXAMPLES / example).read_text()), schema)
+    lenient = {"name": "x", "nodes": {"a": {"kind": "http", "url": "u", "method": "post", "when": False}}}
+    jsonschema.validate(lenient, schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"name": "x", "nodes": {"a": {"kind": "sleep", "duration": "1d"}}}, schema)

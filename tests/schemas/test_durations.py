@@ -31,7 +31,7 @@ from schemas.durations import DURATION_PATTERN, Duration, parse_duration
         (0.2, 0.2),
     ],
 )
-def test_accepted_spellings(value: str | int | float, seconds: float) -> None:
+def test_accepted_spellings(value: str | float, seconds: float) -> None:
     assert parse_duration(value) == pytest.approx(seconds)
 
 

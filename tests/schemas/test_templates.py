@@ -24,7 +24,10 @@ CONTEXT: dict[str, Any] = {
     "nodes": {
         "normalize": {"output": {"items": ["disk full urgent", "printer jam"]}, "status": "succeeded"},
         "score": {
-            "output": [{"text": "disk full urgent", "urgent": True}, {"text": "printer jam", "urgent": False}],
+            "output": [
+                {"text": "disk full urgent", "urgent": True},
+                {"text": "printer jam", "urgent": False},
+            ],
             "status": "succeeded",
         },
         "skipped": {"output": None, "status": "skipped"},
@@ -79,7 +82,10 @@ def test_render_walks_dicts_and_lists_and_passes_other_values_through() -> None:
 
 
 def test_map_lower_on_a_list_of_strings() -> None:
-    assert render("{{ inputs.tickets | map('lower') | list }}", CONTEXT) == ["disk full urgent", "printer jam"]
+    assert render("{{ inputs.tickets | map('lower') | list }}", CONTEXT) == [
+        "disk full urgent",
+        "printer jam",
+    ]
 
 
 def test_an_iterator_result_becomes_a_list() -> None:
@@ -178,7 +184,9 @@ def test_the_sandbox_refuses_mutating_context_data(template: str) -> None:
     assert CONTEXT["inputs"]["tickets"] == ["Disk FULL urgent", "Printer jam"]
 
 
-@pytest.mark.parametrize("template", ["{{ 'x' * 10**8 }}", "{{ [0] * 10**7 }}", "{{ 10 ** 100000 }}", "{{ range(10**9) }}"])
+@pytest.mark.parametrize(
+    "template", ["{{ 'x' * 10**8 }}", "{{ [0] * 10**7 }}", "{{ 10 ** 100000 }}", "{{ range(10**9) }}"]
+)
 def test_oversized_results_are_refused(template: str) -> None:
     with pytest.raises(TemplateError):
         render(template, CONTEXT)
@@ -219,7 +227,13 @@ def test_condition_template() -> None:
 
 @pytest.mark.parametrize(
     ("source", "single"),
-    [("{{ a }}", True), (" {{ a | b }} ", True), ("{{ a }} {{ b }}", False), ("x{{ a }}", False), ("a", False)],
+    [
+        ("{{ a }}", True),
+        (" {{ a | b }} ", True),
+        ("{{ a }} {{ b }}", False),
+        ("x{{ a }}", False),
+        ("a", False),
+    ],
 )
 def test_is_single_expression(source: str, single: bool) -> None:
     assert is_single_expression(source) is single
@@ -231,7 +245,11 @@ def test_is_single_expression(source: str, single: bool) -> None:
 def test_references() -> None:
     value = {
         "a": "{{ nodes.one.output }} and {{ nodes['two'].output }}",
-        "b": ["{% for x in nodes.three.output %}{{ x }}{% endfor %}", "{{ nodes[name] }}", "plain nodes.four"],
+        "b": [
+            "{% for x in nodes.three.output %}{{ x }}{% endfor %}",
+            "{{ nodes[name] }}",
+            "plain nodes.four",
+        ],
         "c": "{{ inputs.tickets }}",
         "d": 5,
     }

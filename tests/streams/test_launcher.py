@@ -32,6 +32,7 @@ EPHEMERAL_PORT = 29092
 PERSISTENT_PORT = 29300
 BUSY_PORT = 29500
 NO_JAVA_PORT = 29550
+SLOW_PORT = 29560
 THREE_NODE_PORT = 29700
 
 
@@ -70,7 +71,9 @@ def test_ephemeral_cluster_runs_transactions_and_goes_away(started: list[int]) -
     started.append(EPHEMERAL_PORT)
     cluster = launcher.up(EPHEMERAL_PORT, ephemeral=True)
     assert cluster.bootstrap == f"127.0.0.1:{EPHEMERAL_PORT}"
-    assert cluster.ephemeral and cluster.brokers == 1 and len(cluster.pids) == 1
+    assert cluster.ephemeral
+    assert cluster.brokers == 1
+    assert len(cluster.pids) == 1
     assert cluster.data_dir.is_dir()
     # The broker logs to a file in its data dir, not to the captured stdout.
     assert cluster.log_files[0].stat().st_size > 0
@@ -86,6 +89,7 @@ def test_ephemeral_cluster_runs_transactions_and_goes_away(started: list[int]) -
     producer.begin_transaction()
     producer.produce(topic, key=b"run-1", value=b"hello")
     producer.commit_transaction(30)
+    del producer
     consumer = Consumer(
         {
             "bootstrap.servers": cluster.bootstrap,
@@ -122,7 +126,8 @@ def test_data_dir_survives_down_and_up(started: list[int], tmp_path: Path) -> No
     data = tmp_path / "kafka-data"
     started.append(PERSISTENT_PORT)
     cluster = launcher.up(PERSISTENT_PORT, data_dir=data)
-    assert not cluster.ephemeral and cluster.data_dir == data
+    assert not cluster.ephemeral
+    assert cluster.data_dir == data
     _create_topic(cluster.bootstrap, "kept", partitions=2)
     assert launcher.down(PERSISTENT_PORT) is True
     assert PERSISTENT_PORT not in _running_ports()
@@ -146,7 +151,9 @@ def test_port_in_use_is_one_clear_line() -> None:
         with pytest.raises(launcher.PortInUseError) as caught:
             launcher.up(BUSY_PORT, ephemeral=True)
         message = str(caught.value)
-        assert str(BUSY_PORT) in message and "--port" in message and "\n" not in message
+        assert f"port {BUSY_PORT} is already in use" in message
+        assert "--port" in message
+        assert "\n" not in message
 
         result = CliRunner().invoke(app, ["up", "--port", str(BUSY_PORT), "--ephemeral"])
         assert result.exit_code == 2
@@ -178,10 +185,8 @@ def test_missing_java_is_one_clear_line(monkeypatch: pytest.MonkeyPatch, tmp_pat
 
 def test_old_java_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     _without_java(monkeypatch, tmp_path)
-    _write_executable(
-        tmp_path / "bin" / "java", "#!/bin/sh\necho 'openjdk version \"11.0.22\" 2024-01-16' >&2\n"
-    )
-    with pytest.raises(launcher.JavaTooOldError, match="Java 11, Kafka 4.x needs Java 17"):
+    _write_executable(tmp_path / "bin" / "java", "#!/bin/sh\necho 'openjdk version \"11.0.22\" 2024-01-16' >&2\n")
+    with pytest.raises(launcher.JavaTooOldError, match=r"Java 11, Kafka 4\.x needs Java 17"):
         launcher.up(NO_JAVA_PORT, ephemeral=True)
 
 
@@ -191,9 +196,7 @@ def test_java_8_version_scheme_is_read(tmp_path: Path) -> None:
     assert maven.java_major(str(java)) == 8
 
 
-def test_missing_maven_is_reported_when_jars_are_not_cached(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_missing_maven_is_reported_when_jars_are_not_cached(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     real_java = shutil.which("java")
     assert real_java is not None, "these tests need Java 17+ on PATH"
     monkeypatch.setenv("AWE_HOME", str(tmp_path / "home"))
@@ -239,6 +242,23 @@ def test_jars_are_resolved_once_and_marked_complete(monkeypatch: pytest.MonkeyPa
     assert calls.read_text().count("run") == 3
 
 
+def test_start_timeout_points_at_the_log_and_cleans_up() -> None:
+    with pytest.raises(launcher.BrokerStartError) as caught:
+        launcher.up(SLOW_PORT, ephemeral=True, wait_timeout=0.5)
+    error = caught.value
+    # The ephemeral directory is kept so the log the message names can be read; remove it here.
+    data_dir = error.log_file.parents[2]
+    try:
+        assert "did not serve metadata" in error.message
+        assert str(error.log_file) in error.message
+        assert "\n" not in error.message
+        assert SLOW_PORT not in _running_ports()
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", SLOW_PORT))
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
 def test_three_node_cluster(started: list[int]) -> None:
     started.append(THREE_NODE_PORT)
     cluster = launcher.up(THREE_NODE_PORT, ephemeral=True, brokers=3)
@@ -256,8 +276,10 @@ def test_three_node_cluster(started: list[int]) -> None:
     _create_topic(cluster.bootstrap, "replicated", partitions=3)
     deadline = time.monotonic() + 30
     while True:
-        partitions = admin.list_topics("replicated", timeout=10).topics["replicated"].partitions.values()
-        if all(len(p.isrs) == 3 for p in partitions) or time.monotonic() > deadline:
+        # Right after creation the metadata may still list no partitions, or partial ISRs.
+        partitions = list(admin.list_topics("replicated", timeout=10).topics["replicated"].partitions.values())
+        ready = len(partitions) == 3 and all(len(p.isrs) == 3 for p in partitions)
+        if ready or time.monotonic() > deadline:
             break
         time.sleep(0.5)
     assert [sorted(p.replicas) for p in partitions] == [[1, 2, 3]] * 3
@@ -265,6 +287,8 @@ def test_three_node_cluster(started: list[int]) -> None:
     resource = ConfigResource("topic", "replicated")
     configs = admin.describe_configs([resource])[resource].result(timeout=10)
     assert configs["min.insync.replicas"].value == "2"
+    # Dropped before the cluster goes, so librdkafka does not log the brokers leaving.
+    del admin
 
     assert launcher.down(THREE_NODE_PORT) is True
     assert not any(procs.alive(pid) for pid in cluster.pids)

@@ -1,0 +1,79 @@
+"""A worker killed with SIGKILL mid-run: another worker finishes every run, with no gap and no duplicate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pytest import TempPathFactory
+
+from schemas.envelope import Envelope
+from schemas.state import RunState, fold
+from streams.admin import ensure_topics
+from streams.codec import decode
+from streams.topics import Catalog, Role
+from tests.harness import Engine, FlakyServer, read_topic, unique_settings, wait_until
+
+
+def _all_events(engine: Engine) -> dict[str, list[Envelope]]:
+    by_run: dict[str, list[Envelope]] = {}
+    for _, value in read_topic(engine.settings, Catalog(engine.settings).name(Role.EVENTS)):
+        envelope = decode(value or b"", Envelope)
+        by_run.setdefault(envelope.run_id, []).append(envelope)
+    return by_run
+
+
+def _table_states(engine: Engine) -> dict[str, RunState]:
+    changelog = f"{engine.settings.app_id}-runs-changelog"
+    states: dict[str, RunState] = {}
+    for key, value in read_topic(engine.settings, changelog):
+        if key is not None and value is not None:
+            states[key.decode()] = RunState.model_validate_json(value)
+    return states
+
+
+def test_kill_9_mid_run_then_a_new_worker_finishes(
+    kafka_bootstrap: str, tmp_path_factory: TempPathFactory, http_server: FlakyServer
+) -> None:
+    settings = unique_settings(kafka_bootstrap)
+    ensure_topics(settings)
+    engine = Engine(settings, Path(tmp_path_factory.mktemp("kill9")))
+    try:
+        first = engine.start_worker()
+        engine.apply(
+            {
+                "name": "chain",
+                "nodes": {
+                    "a": {"kind": "http", "url": f"{http_server.url}/echo", "method": "POST", "body": {"n": 1}},
+                    "nap": {"kind": "sleep", "duration": "1500ms", "depends_on": ["a"]},
+                    "b": {"kind": "http", "url": f"{http_server.url}/slow/0.3", "depends_on": ["nap"]},
+                    "c": {"kind": "transform", "output": "{{ nodes.a.output.json.got.n + 1 }}", "depends_on": ["b"]},
+                },
+                "outputs": {"c": "{{ nodes.c.output }}"},
+            }
+        )
+        runs = [engine.start("chain") for _ in range(6)]
+        # Kill once every run is asleep: its timer exists only in the state the dead worker committed.
+        wait_until(
+            lambda: all(
+                any(e.type == "RunWaiting" for e in _all_events(engine).get(run_id, [])) for run_id, _ in runs
+            ),
+            timeout=30,
+        )
+        first.kill()
+        engine.start_worker()
+        for run_id, offset in runs:
+            state = engine.wait(run_id, offset, timeout=60)
+            assert isinstance(state, RunState)
+            assert state.status == "succeeded", (state.error, engine.workers[-1].tail())
+            assert state.outputs == {"c": 2}
+
+        events = _all_events(engine)
+        tables = _table_states(engine)
+        for run_id, _ in runs:
+            log = events[run_id]
+            assert [e.seq for e in log] == list(range(1, len(log) + 1)), "contiguous seq, no duplicates"
+            assert len({e.event_id for e in log}) == len(log)
+            assert [e.type for e in log].count("RunSucceeded") == 1
+            assert tables[run_id].model_dump() == fold(run_id, log).model_dump(), "table state == fold(events)"
+    finally:
+        engine.close()
