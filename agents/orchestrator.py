@@ -56,7 +56,7 @@ class Orchestrator:
             "runs",
             partitions=settings.partitions,
             key_type=bytes,
-            value_type=RunStateValue,  # type: ignore[arg-type]
+            value_type=RunStateValue,
         )
         app.agent(self.source, name="awe.orchestrator")(self._process)
         app.timer(interval=settings.timer_tick_s, name="awe.timers")(self._tick)

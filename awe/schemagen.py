@@ -12,7 +12,9 @@ OUT = Path(__file__).resolve().parent.parent / "schemas" / "jsonschema"
 
 def render() -> dict[str, str]:
     """File name to file content, exactly as committed."""
-    return {f"{name}.json": json.dumps(doc, indent=2, sort_keys=True) + "\n" for name, doc in schema_documents().items()}
+    return {
+        f"{name}.json": json.dumps(doc, indent=2, sort_keys=True) + "\n" for name, doc in schema_documents().items()
+    }
 
 
 def main() -> None:

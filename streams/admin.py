@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaException
@@ -38,20 +39,11 @@ def ensure_topics(settings: Settings, timeout: float = 15.0) -> list[TopicOutcom
         ) from err
     outcomes: list[TopicOutcome] = []
     wanted: list[TopicSpec] = []
-    mismatched: list[str] = []
     for spec in catalog.specs():
-        found = existing.get(spec.name)
-        if found is None:
-            wanted.append(spec)
-        elif len(found.partitions) != spec.partitions:
-            mismatched.append(f"{spec.name} has {len(found.partitions)} partitions, the catalog says {spec.partitions}")
-        else:
+        if spec.name in existing:
             outcomes.append(TopicOutcome(spec, created=False))
-    if mismatched:
-        raise TopicMismatchError(
-            "topics exist with a different partition count: " + "; ".join(mismatched),
-            detail=mismatched,
-        )
+        else:
+            wanted.append(spec)
     if wanted:
         futures = admin.create_topics(
             [
@@ -72,4 +64,26 @@ def ensure_topics(settings: Settings, timeout: float = 15.0) -> list[TopicOutcom
                 if err.args[0].name() != "TOPIC_ALREADY_EXISTS":
                     raise
                 outcomes.append(TopicOutcome(by_name[name], created=False))
+    _check_partitions(admin, [o.spec for o in outcomes if not o.created], timeout)
     return outcomes
+
+
+def _check_partitions(admin: AdminClient, specs: list[TopicSpec], timeout: float) -> None:
+    """Refuse topics that exist with another partition count (including one created concurrently)."""
+    if not specs:
+        return
+    deadline = time.monotonic() + timeout
+    while True:
+        topics = admin.list_topics(timeout=timeout).topics
+        if all(s.name in topics for s in specs) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)  # a topic another client just created can take a moment to reach metadata
+    mismatched = [
+        f"{s.name} has {len(topics[s.name].partitions)} partitions, the catalog says {s.partitions}"
+        for s in specs
+        if s.name in topics and len(topics[s.name].partitions) != s.partitions
+    ]
+    if mismatched:
+        raise TopicMismatchError(
+            "topics exist with a different partition count: " + "; ".join(mismatched), detail=mismatched
+        )

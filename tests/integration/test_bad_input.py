@@ -13,7 +13,11 @@ from streams.producer import RecordProducer
 from streams.topics import Catalog, Role
 from tests.harness import Engine, read_topic, wait_until
 
-OK_WF = {"name": "ok", "inputs": {"n": {"type": "integer", "required": True}}, "nodes": {"x": {"kind": "transform", "output": "{{ inputs.n + 1 }}"}}}
+OK_WF = {
+    "name": "ok",
+    "inputs": {"n": {"type": "integer", "required": True}},
+    "nodes": {"x": {"kind": "transform", "output": "{{ inputs.n + 1 }}"}},
+}
 
 
 def _produce(engine: Engine, key: bytes | None, value: bytes) -> None:

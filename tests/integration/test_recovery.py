@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pytest import TempPathFactory
+import pytest
 
 from schemas.envelope import Envelope
 from schemas.state import RunState, fold
@@ -32,7 +32,7 @@ def _table_states(engine: Engine) -> dict[str, RunState]:
 
 
 def test_kill_9_mid_run_then_a_new_worker_finishes(
-    kafka_bootstrap: str, tmp_path_factory: TempPathFactory, http_server: FlakyServer
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory, http_server: FlakyServer
 ) -> None:
     settings = unique_settings(kafka_bootstrap)
     ensure_topics(settings)
@@ -54,9 +54,7 @@ def test_kill_9_mid_run_then_a_new_worker_finishes(
         runs = [engine.start("chain") for _ in range(6)]
         # Kill once every run is asleep: its timer exists only in the state the dead worker committed.
         wait_until(
-            lambda: all(
-                any(e.type == "RunWaiting" for e in _all_events(engine).get(run_id, [])) for run_id, _ in runs
-            ),
+            lambda: all(any(e.type == "RunWaiting" for e in _all_events(engine).get(run_id, [])) for run_id, _ in runs),
             timeout=30,
         )
         first.kill()

@@ -1,0 +1,155 @@
+"""The CLI contract scripts rely on: exit codes, the `--json` line, the event envelope, signals, cancel."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tests.harness import REPO, Engine, settings_env
+
+ENVELOPE_FIELDS = {
+    "event_id",
+    "run_id",
+    "tenant_id",
+    "seq",
+    "type",
+    "schema_version",
+    "time",
+    "causation_id",
+    "correlation_id",
+    "payload",
+}
+
+
+def awe(engine: Engine, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "awe", *args],
+        env=settings_env(engine.settings),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def last_json(stdout: str) -> Any:
+    return orjson.loads(stdout.strip().splitlines()[-1])
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / f"{uuid.uuid4().hex[:6]}.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_apply_registers_versions_only_when_content_changes(engine: Engine, tmp_path: Path) -> None:
+    name = f"cli-{uuid.uuid4().hex[:6]}"
+    v1 = _write(tmp_path, f"name: {name}\nnodes:\n  a: {{kind: transform, output: 1}}\n")
+    first = awe(engine, "workflow", "apply", str(v1))
+    assert first.returncode == 0, first.stderr
+    assert f"{name} version 1" in first.stdout
+    again = awe(engine, "workflow", "apply", str(v1))
+    assert f"{name} version 1" in again.stdout
+    v2 = _write(tmp_path, f"name: {name}\nnodes:\n  a: {{kind: transform, output: 2}}\n")
+    assert f"{name} version 2" in awe(engine, "workflow", "apply", str(v2)).stdout
+    listed = awe(engine, "workflow", "list")
+    assert any(line.startswith(name) and "version 2" in line for line in listed.stdout.splitlines())
+
+
+def test_apply_invalid_exits_2_listing_every_problem(engine: Engine, tmp_path: Path) -> None:
+    bad = _write(
+        tmp_path,
+        "name: broken\n"
+        "nodes:\n"
+        "  a: {kind: transform, output: 1, depends_on: [ghost]}\n"
+        "  b: {kind: teleport}\n"
+        "  c: {kind: sleep, duration: soon}\n"
+        "  d: {kind: transform, output: '{{ nodes.e.output', depends_on: [e]}\n"
+        "  e: {kind: transform, output: 1, depends_on: [d]}\n",
+    )
+    done = awe(engine, "workflow", "apply", str(bad))
+    assert done.returncode == 2
+    text = done.stderr
+    assert "ghost" in text
+    assert "teleport" in text
+    assert "nodes.c.duration" in text
+    assert "cycle" in text
+    assert "nodes.d.output" in text
+
+
+def test_run_wait_json_success_and_events(engine: Engine) -> None:
+    engine.apply(
+        {
+            "name": "cli-ok",
+            "inputs": {"x": {"type": "integer", "required": True}, "tag": {"type": "string", "default": "t"}},
+            "nodes": {"double": {"kind": "transform", "output": "{{ inputs.x * 2 }}"}},
+            "outputs": {"y": "{{ nodes.double.output }}", "tag": "{{ inputs.tag }}"},
+        }
+    )
+    done = awe(engine, "run", "cli-ok", "--input", "x=21", "--input", "tag=hi", "--wait", "--json")
+    assert done.returncode == 0, done.stderr
+    run = last_json(done.stdout)
+    assert set(run) >= {"run_id", "status", "outputs", "nodes"}
+    assert run["status"] == "succeeded"
+    assert run["outputs"] == {"y": 42, "tag": "hi"}
+    assert run["nodes"]["double"] == {"status": "succeeded", "output": 42, "attempts": 1, "error": None}
+
+    events = awe(engine, "events", run["run_id"], "--json")
+    assert events.returncode == 0, events.stderr
+    lines = [orjson.loads(line) for line in events.stdout.splitlines() if line.strip()]
+    assert [e["seq"] for e in lines] == list(range(1, len(lines) + 1))
+    assert all(set(e) == ENVELOPE_FIELDS for e in lines)
+    assert lines[0]["type"] == "RunStarted" and lines[-1]["type"] == "RunSucceeded"
+    assert {e["run_id"] for e in lines} == {run["run_id"]}
+    assert {e["tenant_id"] for e in lines} == {"default"}
+
+
+def test_run_wait_exit_codes_failure_rejection_timeout(engine: Engine) -> None:
+    engine.apply({"name": "cli-fail", "nodes": {"boom": {"kind": "transform", "output": "{{ 1 // 0 }}"}}})
+    failed = awe(engine, "run", "cli-fail", "--wait", "--json")
+    assert failed.returncode == 1
+    assert last_json(failed.stdout)["status"] == "failed"
+
+    rejected = awe(engine, "run", "cli-missing-workflow", "--wait", "--json")
+    assert rejected.returncode == 1
+    assert last_json(rejected.stdout)["status"] == "rejected"
+
+    engine.apply({"name": "cli-slow", "nodes": {"nap": {"kind": "sleep", "duration": "1h"}}})
+    slow = awe(engine, "run", "cli-slow", "--wait", "--timeout", "2", "--json")
+    assert slow.returncode == 3
+    assert last_json(slow.stdout)["status"] == "waiting"
+
+
+def test_inputs_json_and_signal_and_cancel(engine: Engine) -> None:
+    engine.apply(
+        {
+            "name": "cli-approve",
+            "inputs": {"items": {"type": "array", "required": True}},
+            "nodes": {"ok": {"kind": "approval"}, "n": {"kind": "transform", "output": "{{ inputs.items | length }}"}},
+            "outputs": {"n": "{{ nodes.n.output }}", "by": "{{ nodes.ok.output.by }}"},
+        }
+    )
+    started = awe(engine, "run", "cli-approve", "--inputs-json", '{"items": [1, 2, 3]}', "--json")
+    run_id = last_json(started.stdout)["run_id"]
+    signalled = awe(engine, "signal", run_id, "ok", "--data", '{"approve": true, "by": "cli"}')
+    assert signalled.returncode == 0, signalled.stderr
+    state = engine.wait(run_id, timeout=30)
+    assert state.status == "succeeded"  # type: ignore[attr-defined]
+    assert state.outputs == {"n": 3, "by": "cli"}  # type: ignore[attr-defined]
+
+    other = awe(engine, "run", "cli-approve", "--inputs-json", '{"items": []}', "--json")
+    other_id = last_json(other.stdout)["run_id"]
+    assert awe(engine, "cancel", other_id).returncode == 0
+    assert engine.wait(other_id, timeout=30).status == "cancelled"  # type: ignore[attr-defined]
+
+
+def test_topics_create_is_idempotent(engine: Engine) -> None:
+    done = awe(engine, "topics", "create")
+    assert done.returncode == 0, done.stderr
+    assert "created" not in done.stdout
+    assert f"{engine.settings.topic_prefix}events" in done.stdout
