@@ -80,6 +80,9 @@ class _Step:
         self.causation = _causation_of(inbound)
 
     def decision(self) -> Decision:
+        if self.state.terminal:
+            # Work emitted earlier in this step is moot once the run ended: no side effect may follow.
+            return Decision(state=self.state, events=self.events)
         return Decision(state=self.state, events=self.events, tasks=self.tasks, timers=self.timers)
 
     def emit(self, payload: Payload, causation: str | None = None) -> None:
@@ -95,6 +98,9 @@ class _Step:
             correlation_id=self.state.correlation_id,
             payload=payload.model_dump(mode="json"),
         )
+        # Fold the payload as it reads back from the log (tuples become lists, say), so that the state
+        # decided live and the state folded after a restart are the same.
+        payload = type(payload).model_validate(envelope.payload)
         before = set(self.state.timers)
         self.state = apply(self.state, envelope, payload)
         self.events.append(envelope)

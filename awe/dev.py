@@ -44,17 +44,20 @@ def _demo_inputs(example: str, webhook: str) -> dict[str, Any]:
 def run_dev(*, port: int, example: str, once: bool, console: Console) -> int:
     """Run the demo; with ``once`` stop after it, else keep everything up until Ctrl-C. Returns an exit code."""
     started_broker = False
+    bootstrap = os.environ.get("AWE_KAFKA_BOOTSTRAP")
     existing = [c for c in launcher.status() if c.port == port]
-    if existing:
-        cluster = existing[0]
-        console.print(f"using the broker already running at {cluster.bootstrap}", highlight=False)
+    if bootstrap:
+        console.print(f"using the broker at AWE_KAFKA_BOOTSTRAP={bootstrap}", highlight=False)
+    elif existing:
+        bootstrap = existing[0].bootstrap
+        console.print(f"using the broker already running at {bootstrap}", highlight=False)
     else:
         with console.status(f"starting Apache Kafka on 127.0.0.1:{port} ..."):
-            cluster = launcher.up(port)
+            bootstrap = launcher.up(port).bootstrap
         started_broker = True
-        console.print(f"broker up at {cluster.bootstrap}", highlight=False)
-    settings = Settings(kafka_bootstrap=cluster.bootstrap)
-    env = {**os.environ, "AWE_KAFKA_BOOTSTRAP": cluster.bootstrap}
+        console.print(f"broker up at {bootstrap}", highlight=False)
+    settings = Settings(kafka_bootstrap=bootstrap)
+    env = {**os.environ, "AWE_KAFKA_BOOTSTRAP": bootstrap}
     worker = subprocess.Popen([sys.executable, "-m", "awe", "worker", "--loglevel", "warning"], env=env)
     try:
         ensure_topics(settings)

@@ -165,6 +165,7 @@ def apply(state: RunState, event: Envelope, payload: Payload) -> RunState:
             update |= {
                 "tenant_id": event.tenant_id,
                 "status": "rejected",
+                "correlation_id": event.correlation_id,
                 "error": ErrorInfo(
                     code=payload.code,
                     message=payload.message,

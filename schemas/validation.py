@@ -49,7 +49,15 @@ __all__ = ["load_definition", "load_definition_text", "validate_definition", "va
 
 _KINDS = ", ".join(NODE_TYPES)
 # Fields of the inner node of a map that would be silently meaningless there.
-_MAP_INNER_FORBIDDEN = ("depends_on", "when", "retry", "timeout", "trigger", "on_error")
+# Each is given with its default, so a definition dumped with every field spelled out validates again.
+_MAP_INNER_FORBIDDEN: dict[str, Any] = {
+    "depends_on": [],
+    "when": None,
+    "retry": None,
+    "timeout": None,
+    "trigger": "all_success",
+    "on_error": "fail",
+}
 
 
 # --- text ---------------------------------------------------------------------------------------------
@@ -212,8 +220,8 @@ def _check_node(path: str, node: Mapping[str, Any], scope: _Scope) -> Iterator[P
     inner = node.get("node") if kind == "map" else None
     if isinstance(inner, Mapping):
         inner_path = join_path(path, "node")
-        for field in _MAP_INNER_FORBIDDEN:
-            if field in inner:
+        for field, default in _MAP_INNER_FORBIDDEN.items():
+            if field in inner and inner[field] != default:
                 yield Problem(
                     path=join_path(inner_path, field),
                     message=f"not allowed on the inner node of a map; set {field} on the map node itself",

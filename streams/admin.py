@@ -65,7 +65,25 @@ def ensure_topics(settings: Settings, timeout: float = 15.0) -> list[TopicOutcom
                     raise
                 outcomes.append(TopicOutcome(by_name[name], created=False))
     _check_partitions(admin, [o.spec for o in outcomes if not o.created], timeout)
+    _await_leaders(admin, [o.spec.name for o in outcomes if o.created], timeout)
     return outcomes
+
+
+def _await_leaders(admin: AdminClient, names: list[str], timeout: float) -> None:
+    """Return once every partition of the new topics has a leader, so the first read or write succeeds."""
+    deadline = time.monotonic() + timeout
+    while names and time.monotonic() < deadline:
+        topics = admin.list_topics(timeout=timeout).topics
+        ready = all(
+            name in topics
+            and topics[name].error is None
+            and topics[name].partitions
+            and all(p.leader >= 0 and p.error is None for p in topics[name].partitions.values())
+            for name in names
+        )
+        if ready:
+            return
+        time.sleep(0.05)
 
 
 def _check_partitions(admin: AdminClient, specs: list[TopicSpec], timeout: float) -> None:

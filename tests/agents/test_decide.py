@@ -1232,8 +1232,7 @@ def test_the_golden_log_replays_byte_for_byte() -> None:
     if os.environ.get("AWE_UPDATE_GOLDEN"):
         path.write_text(json.dumps(_golden_record(_full_run()), indent=1, sort_keys=True) + "\n")
     golden = json.loads(path.read_text())
-    # As evolve reads it from RunStarted (validate_definition rejects this dumped form: see the xfail below).
-    definition = WorkflowDefinition.model_validate(golden["definition"])
+    definition = validate_definition(golden["definition"])
     state = RunState(run_id=RUN)
     events: list[Envelope] = []
     for raw in golden["messages"]:
@@ -1251,16 +1250,13 @@ def test_the_golden_log_replays_byte_for_byte() -> None:
     assert fold(RUN, recorded).model_dump(mode="json") == state.model_dump(mode="json")
 
 
-# --- known bugs (strict xfail: they start failing the suite once fixed, so the marker gets removed) ---------
+# --- regressions: bugs these tests found, fixed in the core while they were written ------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="schemas/state.py apply(): RunRejected does not set correlation_id, but decide/reject set it on "
-    "the state before emitting, so the table state differs from the fold of the log",
-)
 @pytest.mark.parametrize("how", ["unknown_workflow", "invalid_inputs", "reject"])
 def test_fold_equals_the_state_of_a_rejected_run(how: str) -> None:
+    """RunRejected must carry everything decide set on the state (the correlation id), or the table and the
+    fold of the log disagree."""
     run = Run({"a": transform(1)}, inputs={"n": {"type": "integer", "required": True}})
     if how == "unknown_workflow":
         decision = run.send(StartRun(run_id=RUN, tenant_id=TENANT, workflow="nope", correlation_id="c"))
@@ -1273,12 +1269,8 @@ def test_fold_equals_the_state_of_a_rejected_run(how: str) -> None:
     assert fold(RUN, decision.events).model_dump() == decision.state.model_dump()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="agents/decide.py _Step.emit() folds the payload object, not its JSON form: a template yielding "
-    "tuples (dictsort, items(), a tuple literal) leaves tuples in the decided state and lists in the fold",
-)
 def test_fold_equals_the_state_when_a_template_yields_tuples() -> None:
+    """A template may yield tuples (``dictsort``, ``items()``); the state must hold what the log holds: lists."""
     run = Run(
         {"a": transform("{{ {'b': 2, 'a': 1} | dictsort }}")},
         outputs={"pairs": "{{ nodes.a.output }}"},
@@ -1287,12 +1279,8 @@ def test_fold_equals_the_state_when_a_template_yields_tuples() -> None:
     assert fold(RUN, decision.events).model_dump() == decision.state.model_dump()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="agents/decide.py: a template sees tuples in the live state but lists after a restart from the "
-    "log, so the same run decides differently live and on replay from its events",
-)
 def test_a_downstream_template_sees_the_same_data_live_and_after_a_restart() -> None:
+    """Live and after a restart from the log, a template must see the same data and decide the same."""
     nodes = {
         "a": transform("{{ {'k': 1} | dictsort }}"),
         "gate": http(),
@@ -1309,25 +1297,16 @@ def test_a_downstream_template_sees_the_same_data_live_and_after_a_restart() -> 
     assert live.state.nodes["b"].output == restarted.state.nodes["b"].output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="agents/decide.py _Step.decision(): a decision whose events end the run still carries the tasks "
-    "(and timers) emitted earlier in it, so an executor performs a side effect for a run that already failed",
-)
 def test_a_decision_that_ends_the_run_dispatches_no_task() -> None:
+    """No side effect for a run that ended in the same decision that scheduled it."""
     run = Run({"call": http(timeout=5), "bad": transform("{{ 1 / 0 }}")})
     decision = run.start()
     assert types(decision) == ["RunStarted", "NodeScheduled", "NodeFailed", "RunFailed"]
     assert decision.tasks == [] and decision.timers == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="schemas/validation.py _check_node(): the inner node of a map is checked for the presence of "
-    "depends_on/when/retry/timeout/trigger/on_error keys, so the definition as dumped into RunStarted "
-    "(every field spelled out with its default) no longer validates",
-)
 def test_the_definition_recorded_in_run_started_validates_again() -> None:
+    """The definition as recorded (every default spelled out, inner map node included) is a valid definition."""
     run = _full_run()
     recorded = run.events[0].payload["definition"]
     assert validate_definition(recorded) == run.definition

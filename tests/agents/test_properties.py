@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, given, settings, target
+from hypothesis import event as tally
 from hypothesis import strategies as st
 
 from agents.decide import decide
@@ -63,7 +64,11 @@ def workflows(draw: st.DrawFn) -> WorkflowDefinition:
         node["trigger"] = draw(st.sampled_from(["all_success", "all_done"]))
         node["on_error"] = draw(st.sampled_from(["fail", "continue"]))
         if kind == "transform":
-            node["output"] = {"i": i, "deps": reads, "first": "{{ nodes." + deps[0] + ".output }}" if deps else None}
+            node["output"] = {
+                "i": i,
+                "deps": reads,
+                "first": "{{ nodes." + deps[0] + ".output }}" if deps else None,
+            }
         elif kind == "map":
             node["over"] = draw(st.sampled_from(["{{ inputs.items }}", "{{ [3, 1, 2] }}", "{{ [] }}"]))
             node["node"] = {"kind": "transform", "output": {"v": "{{ item }}", "at": "{{ index }}", "n": i}}
@@ -118,7 +123,9 @@ class Sim:
 
     def send(self, message: Message, *, definition: WorkflowDefinition | None = None) -> Decision:
         before = self.state
-        inbound = Inbound(message=message, now=self.now, definition=definition, version=1 if definition else None)
+        inbound = Inbound(
+            message=message, now=self.now, definition=definition, version=1 if definition else None
+        )
         decision = decide(before, inbound)
         self.inbounds.append(inbound)
         self.decisions.append(decision)
@@ -137,7 +144,9 @@ class Sim:
             assert decision.events == [] and decision.tasks == [] and decision.timers == []
             assert decision.state == before
         # (c) seqs continue the run's seq without gaps; ids and times come from the run id, seq and message.
-        assert [e.seq for e in decision.events] == list(range(before.seq + 1, before.seq + 1 + len(decision.events)))
+        assert [e.seq for e in decision.events] == list(
+            range(before.seq + 1, before.seq + 1 + len(decision.events))
+        )
         for event in decision.events:
             assert event.event_id == event_id_for(RUN, event.seq)
             assert event.run_id == RUN and event.tenant_id == TENANT
@@ -150,10 +159,14 @@ class Sim:
             self.folded = evolve(self.folded, event)
         assert self.folded.model_dump() == decision.state.model_dump()
         # Every task was recorded as scheduled first; every armed timer is due now or later.
-        scheduled = {(e.payload["task_id"], e.payload["attempt"]) for e in decision.events if e.type == "NodeScheduled"}
+        scheduled = {
+            (e.payload["task_id"], e.payload["attempt"]) for e in decision.events if e.type == "NodeScheduled"
+        }
         assert {(t.task_id, t.attempt) for t in decision.tasks} <= scheduled
         assert all(t.fire_at >= inbound.now for t in decision.timers)
         assert all(t.run_id == RUN and t.tenant_id == TENANT for t in decision.tasks)
+        if decision.state.terminal:
+            assert decision.tasks == [] and decision.timers == [], "no side effect for a run that ended"
         if not before.terminal and before.status != "pending" and message.tenant_id == before.tenant_id:
             check_reaction(before, inbound, decision)
 
@@ -169,6 +182,7 @@ def check_reaction(before: RunState, inbound: Inbound, decision: Decision) -> No
         if node is None or node.status != "scheduled" or node.attempts != message.attempt:
             assert first == [], "a duplicate or stale result must change nothing"
             return
+        assert first, "the result of the current attempt must be recorded"
         kind, body = first[0]
         assert (body["node_id"], body["attempt"]) == (message.node_id, message.attempt)
         spec = definition.nodes[message.node_id]
@@ -187,6 +201,7 @@ def check_reaction(before: RunState, inbound: Inbound, decision: Decision) -> No
             assert first == [], "a timer no longer armed must change nothing"
             return
         assert now >= timer.fire_at
+        assert first, "an armed timer must act when it fires"
         kind, body = first[0]
         assert body["node_id"] == timer.node_id
         expected = {
@@ -206,7 +221,12 @@ def check_reaction(before: RunState, inbound: Inbound, decision: Decision) -> No
         if message.node in before.signals:
             assert first == [], "the first answer wins"
             return
-        assert first[0] == ("SignalReceived", {"node_id": message.node, "data": message.data, "command_id": message.command_id})
+        assert first[:1] == [
+            (
+                "SignalReceived",
+                {"node_id": message.node, "data": message.data, "command_id": message.command_id},
+            )
+        ]
         if node.status == "waiting":
             approved = isinstance(message.data, dict) and message.data.get("approve") is True
             assert first[1][0] == ("NodeSucceeded" if approved else "NodeFailed")
@@ -227,7 +247,9 @@ def outcome_result(task: Task, outcome: str, retry_after: int) -> TaskResult:
         "attempt": task.attempt,
     }
     if outcome == "ok":
-        return TaskResult(**common, ok=True, output={"from": task.task_id, "url": task.params["url"]}, duration_ms=3)
+        return TaskResult(
+            **common, ok=True, output={"from": task.task_id, "url": task.params["url"]}, duration_ms=3
+        )
     error = ErrorInfo(
         code="unavailable" if outcome != "permanent" else "bad_request",
         message=outcome,
@@ -240,7 +262,9 @@ def outcome_result(task: Task, outcome: str, retry_after: int) -> TaskResult:
 def as_message(data: st.DataObject, item: Deliverable, sim: Sim) -> Message:
     """What the edge sends for an outstanding deliverable, moving the clock as it must."""
     if isinstance(item, Task):
-        outcome = data.draw(st.sampled_from(["ok", "ok", "ok", "retryable", "retry_after", "permanent"]), label="outcome")
+        outcome = data.draw(
+            st.sampled_from(["ok", "ok", "ok", "retryable", "retry_after", "permanent"]), label="outcome"
+        )
         return outcome_result(item, outcome, data.draw(st.integers(0, 10), label="retry_after"))
     if isinstance(item, Timer):
         sim.now = max(sim.now, item.fire_at)  # the wheel fires a timer at or after its due time
@@ -256,8 +280,13 @@ def simulate(data: st.DataObject, definition: WorkflowDefinition) -> Sim:
     # Every approval gets one answer from a human, at a random moment: possibly before it is reached.
     for node_id, spec in definition.nodes.items():
         if spec.kind == "approval":
-            answer = data.draw(st.sampled_from([{"approve": True}, {"approve": True}, {"approve": False}, None]), label=node_id)
-            sim.pool.append(SignalRun(run_id=RUN, tenant_id=TENANT, node=node_id, data=answer, command_id=f"s-{node_id}"))
+            answer = data.draw(
+                st.sampled_from([{"approve": True}, {"approve": True}, {"approve": False}, None]),
+                label=node_id,
+            )
+            sim.pool.append(
+                SignalRun(run_id=RUN, tenant_id=TENANT, node=node_id, data=answer, command_id=f"s-{node_id}")
+            )
     # The trouble this run meets, as the steps at which it strikes (drawn up front, so it shrinks well).
     trouble: dict[int, str] = {}
     cancel_at = data.draw(st.none() | st.integers(1, 12), label="cancel_at")
@@ -345,7 +374,11 @@ def check_outcome(sim: Sim) -> None:
             spec, node = definition.nodes[node_id], state.nodes[node_id]
             blocked = any(state.nodes[d].status != "succeeded" for d in spec.depends_on)
             if blocked and spec.trigger == "all_success":
-                assert node.status == "skipped" and node.reason is not None and node.reason.startswith("dependency")
+                assert (
+                    node.status == "skipped"
+                    and node.reason is not None
+                    and node.reason.startswith("dependency")
+                )
             elif spec.when == "false":
                 assert node.status == "skipped" and node.reason == "when is false"
             elif spec.on_error == "fail":
@@ -390,9 +423,11 @@ def test_every_run_ends_consistently_whatever_the_environment_does(
     definition: WorkflowDefinition, data: st.DataObject
 ) -> None:
     sim = simulate(data, definition)
-    event(f"run {sim.state.status}")
-    event(f"steps {len(sim.inbounds) // 10 * 10}+")
-    event(f"node kinds reached {sorted({s.kind for n, s in definition.nodes.items() if sim.state.nodes[n].attempts})}")
+    reached = sorted({s.kind for n, s in definition.nodes.items() if sim.state.nodes[n].attempts})
+    tally(f"run {sim.state.status}")
+    tally(f"steps {len(sim.inbounds) // 10 * 10}+")
+    tally(f"kinds reached {reached}")
+    target(float(len(sim.inbounds)), label="steps")  # steer towards long, eventful runs
     check_outcome(sim)
     # (f) the same messages give byte-identical events, tasks and timers, even across a restart from the log.
     original = wire_form(sim.decisions)
@@ -406,9 +441,11 @@ def test_every_run_ends_consistently_whatever_the_environment_does(
 def test_a_well_behaved_environment_lets_a_run_without_failures_succeed(
     definition: WorkflowDefinition, data: st.DataObject
 ) -> None:
-    """Executors always succeed and humans always approve in time: only a ``when`` can keep a node from running."""
+    """Executors always succeed, humans approve in time: only a ``when`` can keep a node from running."""
     sim = Sim(definition)
-    sim.send(StartRun(run_id=RUN, tenant_id=TENANT, workflow="prop", command_id="start"), definition=definition)
+    sim.send(
+        StartRun(run_id=RUN, tenant_id=TENANT, workflow="prop", command_id="start"), definition=definition
+    )
     for node_id, spec in definition.nodes.items():
         if spec.kind == "approval":
             sim.pool.append(SignalRun(run_id=RUN, tenant_id=TENANT, node=node_id, data={"approve": True}))
@@ -429,7 +466,10 @@ def test_a_well_behaved_environment_lets_a_run_without_failures_succeed(
     assert sim.state.status == "succeeded"
     for node_id, spec in definition.nodes.items():
         skipped_by_when = spec.when == "false"
-        blocked = any(sim.state.nodes[d].status == "skipped" for d in spec.depends_on) and spec.trigger == "all_success"
+        blocked = (
+            any(sim.state.nodes[d].status == "skipped" for d in spec.depends_on)
+            and spec.trigger == "all_success"
+        )
         expected = "skipped" if skipped_by_when or blocked else "succeeded"
         assert sim.state.nodes[node_id].status == expected, node_id
         assert sim.state.nodes[node_id].attempts == (0 if expected == "skipped" else 1)

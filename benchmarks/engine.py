@@ -1,0 +1,342 @@
+"""Engine benchmark: runs/s and per-step latency, beside the raw confluent-kafka produce rate.
+
+Closed loop: each client starts a run, waits for its RunSucceeded on ``awe.events``, and starts the next.
+Scenarios: a 3-node chain of ``http`` nodes against a loopback server (an executor hop per step, each
+result recorded before the next step starts), a 3-node ``transform`` chain (evaluated inside ``decide``),
+and a 10-way ``http`` fan-out. Every figure is labelled with the delivery guarantee the worker ran under.
+
+    python benchmarks/engine.py                     # starts its own broker unless AWE_KAFKA_BOOTSTRAP is set
+    python benchmarks/engine.py --seconds 5 --clients 1 16 --scenarios http_chain
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from confluent_kafka import Consumer, Producer  # noqa: E402
+
+from schemas.commands import StartRun  # noqa: E402
+from schemas.envelope import Envelope  # noqa: E402
+from schemas.validation import validate_definition  # noqa: E402
+from streams.admin import ensure_topics  # noqa: E402
+from streams.codec import decode, encode  # noqa: E402
+from streams.producer import producer_config  # noqa: E402
+from streams.registry import DefinitionRegistry  # noqa: E402
+from streams.settings import Settings  # noqa: E402
+from streams.topics import Catalog, Role  # noqa: E402
+
+TERMINAL = {"RunSucceeded", "RunFailed", "RunCancelled", "RunRejected"}
+
+
+def workflows(url: str) -> dict[str, dict[str, Any]]:
+    http = {"kind": "http", "method": "POST", "url": url, "body": {"x": 1}}
+    return {
+        "http_chain": {
+            "name": "bench-http-chain",
+            "nodes": {
+                "a": http,
+                "b": {**http, "depends_on": ["a"]},
+                "c": {**http, "depends_on": ["b"]},
+            },
+        },
+        "transform_chain": {
+            "name": "bench-transform-chain",
+            "nodes": {
+                "a": {"kind": "transform", "output": "{{ 1 }}"},
+                "b": {"kind": "transform", "output": "{{ nodes.a.output + 1 }}", "depends_on": ["a"]},
+                "c": {"kind": "transform", "output": "{{ nodes.b.output + 1 }}", "depends_on": ["b"]},
+            },
+        },
+        "fan_out_10": {
+            "name": "bench-fan-out",
+            "nodes": {
+                "root": {"kind": "transform", "output": 1},
+                **{f"b{i}": {**http, "depends_on": ["root"]} for i in range(10)},
+                "join": {"kind": "transform", "output": 10, "depends_on": [f"b{i}" for i in range(10)]},
+            },
+        },
+    }
+
+
+class LoopbackServer:
+    """A minimal HTTP server answering 200 with a small JSON body, on 127.0.0.1."""
+
+    def __init__(self) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length") or 0))
+                body = b'{"ok":true}'
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}/step"
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def raw_produce_rate(bootstrap: str, n: int = 200_000) -> float:
+    """Messages/s of a bare confluent-kafka producer (200-byte values, acks=all, idempotent)."""
+    topic = f"bench-raw-{uuid.uuid4().hex[:6]}"
+    from confluent_kafka.admin import AdminClient
+    from confluent_kafka.cimpl import NewTopic
+
+    AdminClient({"bootstrap.servers": bootstrap}).create_topics([NewTopic(topic, 6, 1)])[topic].result()
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 5})
+    value = b"x" * 200
+    started = time.perf_counter()
+    for i in range(n):
+        while True:
+            try:
+                producer.produce(topic, key=str(i).encode(), value=value)
+                break
+            except BufferError:
+                producer.poll(0.01)
+    producer.flush()
+    return n / (time.perf_counter() - started)
+
+
+@dataclass
+class Tally:
+    done: int = 0
+    failed: int = 0
+    run_latencies: list[float] = field(default_factory=list)
+    step_latencies: list[float] = field(default_factory=list)
+    rate: float = 0.0
+
+
+class Waiter:
+    """Tails awe.events in a thread and resolves each run's future when its terminal event arrives."""
+
+    def __init__(self, settings: Settings, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.pending: dict[str, asyncio.Future[list[Envelope]]] = {}
+        self.events: dict[str, list[Envelope]] = {}
+        self.stop = threading.Event()
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": settings.kafka_bootstrap,
+                "group.id": f"bench-{uuid.uuid4().hex[:6]}",
+                "isolation.level": "read_committed",
+                "auto.offset.reset": "latest",
+                "fetch.wait.max.ms": 5,
+                "enable.auto.commit": False,
+            }
+        )
+        self.consumer.subscribe([Catalog(settings).name(Role.EVENTS)])
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            batch = self.consumer.consume(500, 0.05)
+            if self.consumer.assignment():
+                self.ready.set()
+            for msg in batch:
+                if msg.error():
+                    continue
+                env = decode(msg.value() or b"", Envelope)
+                self.events.setdefault(env.run_id, []).append(env)
+                if env.type in TERMINAL:
+                    self.loop.call_soon_threadsafe(self._resolve, env.run_id)
+        self.consumer.close()
+
+    def _resolve(self, run_id: str) -> None:
+        future = self.pending.pop(run_id, None)
+        if future is not None and not future.done():
+            future.set_result(self.events.pop(run_id, []))
+
+    def expect(self, run_id: str) -> asyncio.Future[list[Envelope]]:
+        future: asyncio.Future[list[Envelope]] = self.loop.create_future()
+        self.pending[run_id] = future
+        return future
+
+
+def step_latencies(events: list[Envelope]) -> list[float]:
+    """Seconds from a node's scheduling (or the run's start) to its NodeSucceeded, per executor step."""
+    scheduled = {e.payload["node_id"]: e.time for e in events if e.type == "NodeScheduled"}
+    out = []
+    for e in events:
+        if e.type == "NodeSucceeded" and e.payload["node_id"] in scheduled:
+            out.append((e.time - scheduled[e.payload["node_id"]]).total_seconds())
+    return out
+
+
+async def closed_loop(
+    settings: Settings, waiter: Waiter, producer: Producer, workflow: str, clients: int, seconds: float
+) -> Tally:
+    tally = Tally()
+    topic = Catalog(settings).name(Role.COMMANDS)
+    deadline = time.perf_counter() + seconds
+
+    async def client() -> None:
+        while time.perf_counter() < deadline:
+            run_id = uuid.uuid4().hex
+            future = waiter.expect(run_id)
+            started = time.perf_counter()
+            producer.produce(topic, key=run_id, value=encode(StartRun(run_id=run_id, workflow=workflow)))
+            producer.poll(0)
+            try:
+                events = await asyncio.wait_for(future, 60)
+            except TimeoutError:
+                tally.failed += 1
+                continue
+            if events and events[-1].type == "RunSucceeded":
+                tally.done += 1
+                tally.run_latencies.append(time.perf_counter() - started)
+                tally.step_latencies.extend(step_latencies(events))
+            else:
+                tally.failed += 1
+
+    async def pump() -> None:
+        while time.perf_counter() < deadline + 1:
+            producer.poll(0)
+            await asyncio.sleep(0.002)
+
+    started = time.perf_counter()
+    await asyncio.gather(pump(), *(client() for _ in range(clients)))
+    tally.run_latencies.sort()
+    elapsed = time.perf_counter() - started
+    tally.rate = tally.done / elapsed
+    return tally
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def start_worker(settings: Settings, log_dir: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWE_")}
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            env[f"AWE_{name.upper()}"] = str(value)
+    log = (log_dir / f"worker-{settings.processing_guarantee}.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "awe", "worker", "--loglevel", "info"], env=env, stdout=log, stderr=log, cwd=REPO
+    )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if b"Worker ready" in (log_dir / f"worker-{settings.processing_guarantee}.log").read_bytes():
+            return proc
+        time.sleep(0.2)
+    raise RuntimeError("worker did not become ready")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=8.0, help="measured seconds per cell")
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 16, 64])
+    parser.add_argument("--scenarios", nargs="+", default=["http_chain", "transform_chain", "fan_out_10"])
+    parser.add_argument("--guarantees", nargs="+", default=["exactly_once", "at_least_once"])
+    parser.add_argument("--partitions", type=int, default=6)
+    args = parser.parse_args()
+
+    with ExitStack() as stack:
+        bootstrap = os.environ.get("AWE_KAFKA_BOOTSTRAP")
+        if not bootstrap:
+            from streams import launcher
+
+            port = 39392
+            cluster = launcher.up(port, ephemeral=True)
+            stack.callback(launcher.down, port)
+            bootstrap = cluster.bootstrap
+        server = LoopbackServer()
+        stack.callback(server.close)
+        log_dir = Path(tempfile.mkdtemp(prefix="awe-bench-"))
+
+        raw = raw_produce_rate(bootstrap)
+        print(f"baseline: raw confluent-kafka produce {raw:,.0f} msg/s (200 B, acks=all, idempotent)")
+        print(f"machine: {os.cpu_count()} cores; broker, worker and benchmark share them; worker logs in {log_dir}")
+        print()
+        header = (
+            f"{'guarantee':<14}{'scenario':<17}{'clients':>7}{'runs/s':>9}{'ratio':>9}"
+            f"{'run p50':>10}{'run p99':>10}{'step p50':>10}{'step p99':>10}{'failed':>8}"
+        )
+        print(header)
+        for guarantee in args.guarantees:
+            tag = uuid.uuid4().hex[:6]
+            settings = Settings(
+                kafka_bootstrap=bootstrap,
+                topic_prefix=f"bench{tag}.",
+                app_id=f"awe-bench-{tag}",
+                partitions=args.partitions,
+                processing_guarantee=guarantee,
+                http_concurrency=128,
+            )
+            ensure_topics(settings)
+            registry = DefinitionRegistry(settings)
+            defs = workflows(server.url)
+            for wf in defs.values():
+                registry.register(settings.tenant, validate_definition(wf))
+            registry.close()
+            worker = start_worker(settings, log_dir)
+            try:
+                producer = Producer(producer_config(settings, **{"linger.ms": 1}))
+                loop = asyncio.new_event_loop()
+                waiter = Waiter(settings, loop)
+                waiter.ready.wait(30)
+                loop.run_until_complete(closed_loop(settings, waiter, producer, defs["transform_chain"]["name"], 4, 2))
+                for scenario in args.scenarios:
+                    for clients in args.clients:
+                        t = loop.run_until_complete(
+                            closed_loop(settings, waiter, producer, defs[scenario]["name"], clients, args.seconds)
+                        )
+                        rate = t.rate
+                        steps = t.step_latencies
+                        step50 = f"{pct(steps, 0.5) * 1000:>8.1f}ms" if steps else f"{'n/a':>10}"
+                        step99 = f"{pct(steps, 0.99) * 1000:>8.1f}ms" if steps else f"{'n/a':>10}"
+                        print(
+                            f"{guarantee:<14}{scenario:<17}{clients:>7}{rate:>9.1f}{rate / raw:>9.5f}"
+                            f"{pct(t.run_latencies, 0.5) * 1000:>8.1f}ms{pct(t.run_latencies, 0.99) * 1000:>8.1f}ms"
+                            f"{step50}{step99}{t.failed:>8}",
+                            flush=True,
+                        )
+                waiter.stop.set()
+                waiter.thread.join(5)
+                loop.close()
+            finally:
+                worker.terminate()
+                worker.wait(30)
+        print()
+        print("ratio = runs/s divided by the raw produce rate measured above, in this same run.")
+        print("step = NodeScheduled to NodeSucceeded of an executor step (orchestrator clock); transform steps")
+        print("are evaluated inside one decide() call and have no executor hop, so no step figure is shown.")
+
+
+if __name__ == "__main__":
+    main()
