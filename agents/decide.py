@@ -36,6 +36,10 @@ from schemas.templates import evaluate_condition, render
 from schemas.validation import validate_inputs
 
 
+MAX_RETRY_AFTER_S = 3600.0
+"""A server's ``Retry-After`` is honoured up to an hour, so a bogus value cannot park a run for ever."""
+
+
 def decide(state: RunState, inbound: Inbound) -> Decision:
     """Apply one message to a run and return the events, tasks and timers it leads to."""
     step = _Step(state, inbound)
@@ -83,7 +87,9 @@ class _Step:
         if self.state.terminal:
             # Work emitted earlier in this step is moot once the run ended: no side effect may follow.
             return Decision(state=self.state, events=self.events)
-        return Decision(state=self.state, events=self.events, tasks=self.tasks, timers=self.timers)
+        # A timer armed and disarmed within this one step (an approval answered early) need not be indexed.
+        timers = [t for t in self.timers if t.timer_id in self.state.timers]
+        return Decision(state=self.state, events=self.events, tasks=self.tasks, timers=timers)
 
     def emit(self, payload: Payload, causation: str | None = None) -> None:
         seq = self.state.seq + 1
@@ -148,6 +154,9 @@ class _Step:
         timer = self.state.timers.get(fired.timer_id)
         if timer is None:
             return  # already fired, or made moot by a result
+        if fired.fired_at < timer.fire_at:
+            self.timers.append(timer)  # fired early (a clock behind ours): arm it again, change nothing
+            return
         spec = self.spec(timer.node_id)
         if timer.kind == "retry":
             self.schedule(timer.node_id, spec, timer.attempt + 1)
@@ -184,7 +193,7 @@ class _Step:
     def attempt_failed(self, node_id: str, attempt: int, error: ErrorInfo) -> None:
         policy = self.spec(node_id).retry or DEFAULT_RETRY
         if error.retryable and attempt < policy.max_attempts:
-            delay = max(policy.delay(attempt), error.retry_after or 0.0)
+            delay = max(policy.delay(attempt), min(error.retry_after or 0.0, MAX_RETRY_AFTER_S))
             self.emit(NodeRetrying(node_id=node_id, attempt=attempt, error=error, retry_at=self.now + delay))
         else:
             self.node_failed(node_id, attempt, error)

@@ -89,7 +89,11 @@ class Orchestrator:
         current = state or RunState(run_id=run_id)
         inbound = Inbound(message=parsed, now=now)
         if isinstance(parsed, StartRun) and current.status == "pending":
-            found = await asyncio.to_thread(self.registry.resolve, parsed.tenant_id, parsed.workflow, parsed.version)
+            found = self.registry.get(parsed.tenant_id, parsed.workflow, parsed.version)
+            if found is None:  # applied a moment ago, or unknown: catch up with the topic before rejecting
+                found = await asyncio.to_thread(
+                    self.registry.resolve, parsed.tenant_id, parsed.workflow, parsed.version
+                )
             if found is not None:
                 inbound = Inbound(message=parsed, now=now, definition=found.definition, version=found.version)
         await self._carry_out(decide(current, inbound))
@@ -97,6 +101,7 @@ class Orchestrator:
     async def _carry_out(self, decision: Decision) -> None:
         state = decision.state
         if not decision.events:
+            self.wheel.arm(state.run_id, state.tenant_id, decision.timers)
             return
         key = state.run_id.encode()
         for envelope in decision.events:
@@ -106,7 +111,7 @@ class Orchestrator:
         self.runs[key] = state
         self.wheel.arm(state.run_id, state.tenant_id, decision.timers)
         if state.terminal:
-            log.info("run %s %s", state.run_id, state.status, extra={"run_id": state.run_id})
+            log.debug("run %s %s", state.run_id, state.status, extra={"run_id": state.run_id})
 
     async def _reject_record(self, event: EventT[bytes], key: str | None, err: InvalidRecordError, now: float) -> None:
         message = event.message

@@ -17,6 +17,7 @@ def build_worker(settings: Settings) -> faust.App:
     """A Faust app with every agent of awe registered; topics are created before it starts."""
     app = create_app(settings)
     registry = DefinitionRegistry(settings)
+    registry.follow()
     Orchestrator(app, settings, registry)
     http = HttpHandler(settings.http_concurrency)
     Executor(app, settings, "http", http, settings.http_concurrency)

@@ -22,14 +22,13 @@ import time
 import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from confluent_kafka import Consumer, Producer  # noqa: E402
+from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 
 from schemas.commands import StartRun  # noqa: E402
 from schemas.envelope import Envelope  # noqa: E402
@@ -75,35 +74,22 @@ def workflows(url: str) -> dict[str, dict[str, Any]]:
 
 
 class LoopbackServer:
-    """A minimal HTTP server answering 200 with a small JSON body, on 127.0.0.1."""
+    """``benchmarks/loopback_http.py`` in its own process, as a remote service would be."""
 
     def __init__(self) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("content-length") or 0))
-                body = b'{"ok":true}'
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("loopback_http.py"))], stdout=subprocess.PIPE, text=True
+        )
+        assert self.proc.stdout is not None
+        self.port = int(self.proc.stdout.readline())
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host!s}:{port}/step"
+        return f"http://127.0.0.1:{self.port}/step"
 
     def close(self) -> None:
-        self.server.shutdown()
+        self.proc.terminate()
+        self.proc.wait(10)
 
 
 def raw_produce_rate(bootstrap: str, n: int = 200_000) -> float:
@@ -112,7 +98,8 @@ def raw_produce_rate(bootstrap: str, n: int = 200_000) -> float:
     from confluent_kafka.admin import AdminClient
     from confluent_kafka.cimpl import NewTopic
 
-    AdminClient({"bootstrap.servers": bootstrap}).create_topics([NewTopic(topic, 6, 1)])[topic].result()
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, 6, 1)])[topic].result()
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 5})
     value = b"x" * 200
     started = time.perf_counter()
@@ -149,21 +136,25 @@ class Waiter:
                 "bootstrap.servers": settings.kafka_bootstrap,
                 "group.id": f"bench-{uuid.uuid4().hex[:6]}",
                 "isolation.level": "read_committed",
-                "auto.offset.reset": "latest",
                 "fetch.wait.max.ms": 5,
                 "enable.auto.commit": False,
             }
         )
-        self.consumer.subscribe([Catalog(settings).name(Role.EVENTS)])
-        self.ready = threading.Event()
+        # Assign at the current ends explicitly: a subscription resolves "latest" lazily and could skip the
+        # first runs' events.
+        topic = Catalog(settings).name(Role.EVENTS)
+        ends = [
+            TopicPartition(topic, p, self.consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1])
+            for p in range(settings.partitions)
+        ]
+        self.consumer.assign(ends)
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
         while not self.stop.is_set():
-            batch = self.consumer.consume(500, 0.05)
-            if self.consumer.assignment():
-                self.ready.set()
+            first = self.consumer.poll(0.05)
+            batch = [first, *self.consumer.consume(500, 0)] if first is not None else []
             for msg in batch:
                 if msg.error():
                     continue
@@ -309,7 +300,6 @@ def main() -> None:
                 producer = Producer(producer_config(settings, **{"linger.ms": 1}))
                 loop = asyncio.new_event_loop()
                 waiter = Waiter(settings, loop)
-                waiter.ready.wait(30)
                 loop.run_until_complete(closed_loop(settings, waiter, producer, defs["transform_chain"]["name"], 4, 2))
                 for scenario in args.scenarios:
                     for clients in args.clients:

@@ -11,6 +11,7 @@ from schemas.envelope import Envelope
 from schemas.exceptions import SequenceGapError
 from streams.codec import decode
 from streams.partitioning import partition_for
+from streams.retry import retry_retriable
 from streams.settings import Settings
 from streams.topics import Catalog, Role
 
@@ -44,7 +45,7 @@ class RunReader:
     def end_offset(self, run_id: str) -> int:
         """The current end of the run's partition: a start point that skips everything already written."""
         tp = TopicPartition(self.topic, partition_for(run_id, self.settings.partitions))
-        return int(self._consumer.get_watermark_offsets(tp, timeout=10, cached=False)[1])
+        return int(retry_retriable(lambda: self._consumer.get_watermark_offsets(tp, timeout=10, cached=False))[1])
 
     def events(
         self,

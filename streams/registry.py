@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from schemas.definition import WorkflowDefinition
 from streams.codec import decode, encode
+from streams.retry import retry_retriable
 from streams.producer import RecordProducer
 from streams.settings import Settings
 from streams.topics import Catalog, Role
@@ -39,17 +40,17 @@ class RegisteredDefinition(BaseModel):
 
 
 class DefinitionRegistry:
-    """An in-memory view of ``awe.definitions``, caught up with the topic on demand (thread-safe)."""
+    """An in-memory view of ``awe.definitions``: caught up on demand, or kept live by ``follow`` (thread-safe)."""
 
-    def __init__(self, settings: Settings, max_staleness: float = 0.5) -> None:
+    def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._topic = Catalog(settings).name(Role.DEFINITIONS)
         self._by_name: dict[tuple[str, str], dict[int, RegisteredDefinition]] = {}
         self._position = 0
-        self._refreshed_at = float("-inf")
-        self._max_staleness = max_staleness
         self._lock = threading.Lock()
         self._consumer: Consumer | None = None
+        self._stop = threading.Event()
+        self._follower: threading.Thread | None = None
 
     def _reader(self) -> Consumer:
         if self._consumer is None:
@@ -63,8 +64,31 @@ class DefinitionRegistry:
             self._consumer.assign([TopicPartition(self._topic, 0, OFFSET_BEGINNING)])
         return self._consumer
 
+    def follow(self) -> None:
+        """Keep the view current from a background thread, so lookups never wait on the broker (workers)."""
+        if self._follower is None:
+            self._follower = threading.Thread(target=self._tail, name="awe-definitions", daemon=True)
+            self._follower.start()
+
+    def _tail(self) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                msg = self._reader().poll(0.05)
+                if msg is not None and not msg.error():
+                    self._apply(msg.offset() or 0, msg.value())
+            time.sleep(0.001)  # hand the lock to a waiting refresh
+
+    def _apply(self, offset: int, value: bytes | None) -> None:
+        self._position = offset + 1
+        if value:
+            record = decode(value, RegisteredDefinition)
+            self._by_name.setdefault((record.tenant_id, record.name), {})[record.version] = record
+
     def close(self) -> None:
-        """Release the reader's connection."""
+        """Stop following and release the reader's connection."""
+        self._stop.set()
+        if self._follower is not None:
+            self._follower.join(5)
         with self._lock:
             if self._consumer is not None:
                 self._consumer.close()
@@ -75,17 +99,12 @@ class DefinitionRegistry:
         with self._lock:
             consumer = self._reader()
             started = time.monotonic()
-            _low, high = consumer.get_watermark_offsets(TopicPartition(self._topic, 0), timeout=timeout, cached=False)
+            tp = TopicPartition(self._topic, 0)
+            _low, high = retry_retriable(lambda: consumer.get_watermark_offsets(tp, timeout=timeout, cached=False))
             while self._position < high and time.monotonic() - started < timeout:
                 msg = consumer.poll(0.5)
-                if msg is None or msg.error():
-                    continue
-                self._position = (msg.offset() or 0) + 1
-                value = msg.value()
-                if value:
-                    record = decode(value, RegisteredDefinition)
-                    self._by_name.setdefault((record.tenant_id, record.name), {})[record.version] = record
-            self._refreshed_at = started
+                if msg is not None and not msg.error():
+                    self._apply(msg.offset() or 0, msg.value())
 
     def get(self, tenant_id: str, name: str, version: int | None = None) -> RegisteredDefinition | None:
         """A version (the newest when ``version`` is None) from what has been read so far."""
@@ -95,10 +114,9 @@ class DefinitionRegistry:
         return versions.get(version) if version is not None else versions[max(versions)]
 
     def resolve(self, tenant_id: str, name: str, version: int | None = None) -> RegisteredDefinition | None:
-        """Like ``get``, catching up with the topic first on a miss, or for "newest" when the view is stale."""
+        """Like ``get``, catching up with the topic first when the view does not have it yet."""
         found = self.get(tenant_id, name, version)
-        stale = time.monotonic() - self._refreshed_at > self._max_staleness
-        if found is None or (version is None and stale):
+        if found is None:
             self.refresh()
             found = self.get(tenant_id, name, version)
         return found

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from agents.decide import decide, reject
+from agents.decide import MAX_RETRY_AFTER_S, decide, reject
 from agents.messages import Decision, Inbound, Message
 from schemas.commands import CancelRun, SignalRun, StartRun
 from schemas.definition import WorkflowDefinition
@@ -79,9 +79,7 @@ class Run:
     def attempt(self, node_id: str) -> int:
         return self.state.nodes[node_id].attempts
 
-    def ok(
-        self, node_id: str, output: Any = None, *, attempt: int | None = None, at: float | None = None
-    ) -> Decision:
+    def ok(self, node_id: str, output: Any = None, *, attempt: int | None = None, at: float | None = None) -> Decision:
         n = attempt or self.attempt(node_id)
         result = TaskResult(
             task_id=f"{RUN}:{node_id}:{n}",
@@ -125,9 +123,7 @@ class Run:
         return self.send(TimerFired(run_id=RUN, tenant_id=TENANT, timer_id=timer, fired_at=when), at=when)
 
     def signal(self, node: str, data: Any, *, command_id: str = "sig-1", at: float | None = None) -> Decision:
-        return self.send(
-            SignalRun(run_id=RUN, tenant_id=TENANT, node=node, data=data, command_id=command_id), at=at
-        )
+        return self.send(SignalRun(run_id=RUN, tenant_id=TENANT, node=node, data=data, command_id=command_id), at=at)
 
     def cancel(self, reason: str | None = "user asked", *, at: float | None = None) -> Decision:
         return self.send(CancelRun(run_id=RUN, tenant_id=TENANT, reason=reason, command_id="cancel-1"), at=at)
@@ -241,17 +237,13 @@ def test_map_keeps_the_order_of_its_items() -> None:
 
 
 def test_map_over_an_empty_list_gives_an_empty_list() -> None:
-    run = Run(
-        {"m": {"kind": "map", "over": "{{ [] }}", "node": {"kind": "transform", "output": "{{ item }}"}}}
-    )
+    run = Run({"m": {"kind": "map", "over": "{{ [] }}", "node": {"kind": "transform", "output": "{{ item }}"}}})
     run.start()
     assert run.state.nodes["m"].status == "succeeded" and run.state.nodes["m"].output == []
 
 
 def test_map_over_something_that_is_not_a_list_fails_the_node() -> None:
-    run = Run(
-        {"m": {"kind": "map", "over": "{{ 'abc' }}", "node": {"kind": "transform", "output": "{{ item }}"}}}
-    )
+    run = Run({"m": {"kind": "map", "over": "{{ 'abc' }}", "node": {"kind": "transform", "output": "{{ item }}"}}})
     decision = run.start()
     assert types(decision) == ["RunStarted", "NodeFailed", "RunFailed"]
     error = payload(decision, "NodeFailed")["error"]
@@ -261,9 +253,7 @@ def test_map_over_something_that_is_not_a_list_fails_the_node() -> None:
 
 def test_unknown_workflow_is_rejected() -> None:
     run = Run({"a": transform(1)})
-    decision = run.send(
-        StartRun(run_id=RUN, tenant_id=TENANT, workflow="nope", version=3, command_id="start-1")
-    )
+    decision = run.send(StartRun(run_id=RUN, tenant_id=TENANT, workflow="nope", version=3, command_id="start-1"))
     assert types(decision) == ["RunRejected"]
     rejected = payload(decision, "RunRejected")
     assert rejected["code"] == "unknown_workflow" and "nope version 3" in rejected["message"]
@@ -335,12 +325,8 @@ def test_messages_from_another_tenant_are_ignored() -> None:
     run = Run({"a": http(timeout=5), "ap": {"kind": "approval", "depends_on": ["a"]}})
     run.start()
     other = "intruder"
-    assert_ignored(
-        run, TaskResult(task_id=f"{RUN}:a:1", run_id=RUN, tenant_id=other, node_id="a", attempt=1, ok=True)
-    )
-    assert_ignored(
-        run, TimerFired(run_id=RUN, tenant_id=other, timer_id="timeout:a:1", fired_at=T0 + 5), at=T0 + 5
-    )
+    assert_ignored(run, TaskResult(task_id=f"{RUN}:a:1", run_id=RUN, tenant_id=other, node_id="a", attempt=1, ok=True))
+    assert_ignored(run, TimerFired(run_id=RUN, tenant_id=other, timer_id="timeout:a:1", fired_at=T0 + 5), at=T0 + 5)
     assert_ignored(run, SignalRun(run_id=RUN, tenant_id=other, node="ap", data={"approve": True}))
     assert_ignored(run, CancelRun(run_id=RUN, tenant_id=other))
     assert_ignored(run, StartRun(run_id=RUN, tenant_id=other, workflow="wf"))
@@ -521,16 +507,12 @@ def test_a_non_retryable_error_fails_the_node_and_the_run() -> None:
     assert failed["node_id"] == "a" and failed["attempt"] == 1 and failed["error"]["code"] == "bad_request"
     run_failed = payload(decision, "RunFailed")
     assert run_failed["node_id"] == "a" and run_failed["error"]["code"] == "bad_request"
-    assert (
-        run.state.status == "failed" and run.state.error is not None and run.state.error.code == "bad_request"
-    )
+    assert run.state.status == "failed" and run.state.error is not None and run.state.error.code == "bad_request"
     assert run.state.timers == {} and decision.tasks == []
     assert run.state.nodes["b"].status == "pending", "nothing runs after the run failed"
     assert run.state.ended_at == timestamp(T0 + 1)
     # The other node's result is now late.
-    assert_ignored(
-        run, TaskResult(task_id=f"{RUN}:c:1", run_id=RUN, tenant_id=TENANT, node_id="c", attempt=1, ok=True)
-    )
+    assert_ignored(run, TaskResult(task_id=f"{RUN}:c:1", run_id=RUN, tenant_id=TENANT, node_id="c", attempt=1, ok=True))
 
 
 def test_a_failure_without_error_detail_is_not_retried() -> None:
@@ -573,18 +555,12 @@ def test_an_attempt_that_times_out_is_retried_and_its_late_result_ignored() -> N
     assert retrying["error"]["code"] == "timeout" and retrying["error"]["retryable"] is True
     assert retrying["retry_at"] == T0 + 6
     # The first attempt answers after all: too late, whether it reports success or failure.
-    assert_ignored(
-        run, TaskResult(task_id=f"{RUN}:a:1", run_id=RUN, tenant_id=TENANT, node_id="a", attempt=1, ok=True)
-    )
+    assert_ignored(run, TaskResult(task_id=f"{RUN}:a:1", run_id=RUN, tenant_id=TENANT, node_id="a", attempt=1, ok=True))
     run.fire(timer_id("retry", "a", 1))
     assert run.state.nodes["a"].attempts == 2
-    assert_ignored(
-        run, TaskResult(task_id=f"{RUN}:a:1", run_id=RUN, tenant_id=TENANT, node_id="a", attempt=1, ok=True)
-    )
+    assert_ignored(run, TaskResult(task_id=f"{RUN}:a:1", run_id=RUN, tenant_id=TENANT, node_id="a", attempt=1, ok=True))
     # The timeout timer of attempt 1 fired twice (say, after a rebalance): harmless.
-    assert_ignored(
-        run, TimerFired(run_id=RUN, tenant_id=TENANT, timer_id=timer_id("timeout", "a", 1), fired_at=T0 + 7)
-    )
+    assert_ignored(run, TimerFired(run_id=RUN, tenant_id=TENANT, timer_id=timer_id("timeout", "a", 1), fired_at=T0 + 7))
     decision = run.fire(timer_id("timeout", "a", 2))
     assert types(decision) == ["NodeFailed", "RunFailed"]
     assert payload(decision, "NodeFailed")["error"]["code"] == "timeout"
@@ -594,9 +570,7 @@ def test_a_result_after_its_timeout_was_disarmed_wins() -> None:
     run = Run({"a": http(timeout=5)})
     run.start()
     run.ok("a", 1, at=T0 + 4)
-    assert_ignored(
-        run, TimerFired(run_id=RUN, tenant_id=TENANT, timer_id="timeout:a:1", fired_at=T0 + 5), at=T0 + 5
-    )
+    assert_ignored(run, TimerFired(run_id=RUN, tenant_id=TENANT, timer_id="timeout:a:1", fired_at=T0 + 5), at=T0 + 5)
     assert run.state.status == "succeeded"
 
 
@@ -605,9 +579,7 @@ def test_a_duplicate_result_is_ignored() -> None:
     run.start()
     first = run.ok("a", {"v": 1})
     assert types(first) == ["NodeSucceeded", "NodeScheduled"]
-    assert_ignored(
-        run, TaskResult(task_id=f"{RUN}:a:1", run_id=RUN, tenant_id=TENANT, node_id="a", attempt=1, ok=True)
-    )
+    assert_ignored(run, TaskResult(task_id=f"{RUN}:a:1", run_id=RUN, tenant_id=TENANT, node_id="a", attempt=1, ok=True))
     failed = TaskResult(
         task_id=f"{RUN}:a:1",
         run_id=RUN,
@@ -624,12 +596,8 @@ def test_a_duplicate_result_is_ignored() -> None:
 def test_a_result_for_an_unknown_node_or_a_future_attempt_is_ignored() -> None:
     run = Run({"a": http()})
     run.start()
-    assert_ignored(
-        run, TaskResult(task_id="x", run_id=RUN, tenant_id=TENANT, node_id="ghost", attempt=1, ok=True)
-    )
-    assert_ignored(
-        run, TaskResult(task_id="x", run_id=RUN, tenant_id=TENANT, node_id="a", attempt=2, ok=True)
-    )
+    assert_ignored(run, TaskResult(task_id="x", run_id=RUN, tenant_id=TENANT, node_id="ghost", attempt=1, ok=True))
+    assert_ignored(run, TaskResult(task_id="x", run_id=RUN, tenant_id=TENANT, node_id="a", attempt=2, ok=True))
 
 
 def test_a_retry_timer_fired_twice_schedules_one_attempt() -> None:
@@ -637,9 +605,7 @@ def test_a_retry_timer_fired_twice_schedules_one_attempt() -> None:
     run.start()
     run.fail("a", retryable=True)
     assert len(run.fire(timer_id("retry", "a", 1)).tasks) == 1
-    assert_ignored(
-        run, TimerFired(run_id=RUN, tenant_id=TENANT, timer_id=timer_id("retry", "a", 1), fired_at=run.now)
-    )
+    assert_ignored(run, TimerFired(run_id=RUN, tenant_id=TENANT, timer_id=timer_id("retry", "a", 1), fired_at=run.now))
 
 
 def test_an_unknown_timer_is_ignored() -> None:
@@ -733,9 +699,7 @@ def test_an_approval_without_timeout_has_no_deadline() -> None:
     assert payload(decision, "RunWaiting")["until"] is None and decision.timers == []
 
 
-@pytest.mark.parametrize(
-    ("data", "outcome"), [({"approve": True}, "succeeded"), ({"approve": False}, "failed")]
-)
+@pytest.mark.parametrize(("data", "outcome"), [({"approve": True}, "succeeded"), ({"approve": False}, "failed")])
 def test_a_signal_before_the_approval_is_reached_is_applied_when_it_is(data: Any, outcome: str) -> None:
     run = Run({"a": http(), "ap": {"kind": "approval", "timeout": 60, "depends_on": ["a"]}})
     run.start()
@@ -757,9 +721,7 @@ def test_the_first_signal_wins() -> None:
     run = Run({"a": http(), "ap": {"kind": "approval", "depends_on": ["a"]}})
     run.start()
     run.signal("ap", {"approve": False}, command_id="s1")
-    assert_ignored(
-        run, SignalRun(run_id=RUN, tenant_id=TENANT, node="ap", data={"approve": True}, command_id="s2")
-    )
+    assert_ignored(run, SignalRun(run_id=RUN, tenant_id=TENANT, node="ap", data={"approve": True}, command_id="s2"))
     run.ok("a")
     assert run.state.nodes["ap"].status == "failed"
 
@@ -771,9 +733,7 @@ def test_signals_to_nodes_that_are_not_waiting_approvals_are_ignored() -> None:
     assert_ignored(run, SignalRun(run_id=RUN, tenant_id=TENANT, node="s", data={"approve": True}))
     assert_ignored(run, SignalRun(run_id=RUN, tenant_id=TENANT, node="ghost", data={"approve": True}))
     run.signal("ap", {"approve": True})
-    assert_ignored(
-        run, SignalRun(run_id=RUN, tenant_id=TENANT, node="ap", data={"approve": False}, command_id="s2")
-    )
+    assert_ignored(run, SignalRun(run_id=RUN, tenant_id=TENANT, node="ap", data={"approve": False}, command_id="s2"))
 
 
 # --- when, trigger, on_error -----------------------------------------------------------------------------
@@ -931,15 +891,9 @@ def test_cancel_ends_the_run_and_later_messages_are_ignored() -> None:
     assert types(decision) == ["RunCancelled"]
     assert payload(decision, "RunCancelled") == {"reason": "changed my mind"}
     assert decision.events[0].causation_id == "cancel-1"
-    assert (
-        run.state.status == "cancelled" and run.state.timers == {} and run.state.ended_at == timestamp(T0 + 1)
-    )
-    assert_ignored(
-        run, TaskResult(task_id=f"{RUN}:a:1", run_id=RUN, tenant_id=TENANT, node_id="a", attempt=1, ok=True)
-    )
-    assert_ignored(
-        run, TimerFired(run_id=RUN, tenant_id=TENANT, timer_id="sleep:s:1", fired_at=T0 + 5), at=T0 + 5
-    )
+    assert run.state.status == "cancelled" and run.state.timers == {} and run.state.ended_at == timestamp(T0 + 1)
+    assert_ignored(run, TaskResult(task_id=f"{RUN}:a:1", run_id=RUN, tenant_id=TENANT, node_id="a", attempt=1, ok=True))
+    assert_ignored(run, TimerFired(run_id=RUN, tenant_id=TENANT, timer_id="sleep:s:1", fired_at=T0 + 5), at=T0 + 5)
     assert_ignored(run, SignalRun(run_id=RUN, tenant_id=TENANT, node="ap", data={"approve": True}))
     assert_ignored(run, CancelRun(run_id=RUN, tenant_id=TENANT, command_id="cancel-2"))
     assert_ignored(run, StartRun(run_id=RUN, tenant_id=TENANT, workflow="wf"))
@@ -1187,9 +1141,7 @@ def test_reject_records_a_rejection_for_a_new_run() -> None:
 def test_reject_leaves_an_existing_run_alone() -> None:
     run = Run({"a": http()})
     run.start()
-    decision = reject(
-        run.state, tenant_id=TENANT, code="invalid_command", message="bad", now=T0, causation="x"
-    )
+    decision = reject(run.state, tenant_id=TENANT, code="invalid_command", message="bad", now=T0, causation="x")
     assert decision.events == [] and decision.state is run.state
 
 
@@ -1263,14 +1215,12 @@ def test_fold_equals_the_state_of_a_rejected_run(how: str) -> None:
     elif how == "invalid_inputs":
         decision = run.start({})
     else:
-        decision = reject(
-            RunState(run_id=RUN), tenant_id=TENANT, code="x", message="x", now=T0, causation="c"
-        )
+        decision = reject(RunState(run_id=RUN), tenant_id=TENANT, code="x", message="x", now=T0, causation="c")
     assert fold(RUN, decision.events).model_dump() == decision.state.model_dump()
 
 
 def test_fold_equals_the_state_when_a_template_yields_tuples() -> None:
-    """A template may yield tuples (``dictsort``, ``items()``); the state must hold what the log holds: lists."""
+    """A template may yield tuples (``dictsort``, ``items()``); the state holds what the log holds: lists."""
     run = Run(
         {"a": transform("{{ {'b': 2, 'a': 1} | dictsort }}")},
         outputs={"pairs": "{{ nodes.a.output }}"},
@@ -1306,7 +1256,34 @@ def test_a_decision_that_ends_the_run_dispatches_no_task() -> None:
 
 
 def test_the_definition_recorded_in_run_started_validates_again() -> None:
-    """The definition as recorded (every default spelled out, inner map node included) is a valid definition."""
+    """The definition as recorded (every default spelled out, inner map node too) is a valid definition."""
     run = _full_run()
     recorded = run.events[0].payload["definition"]
     assert validate_definition(recorded) == run.definition
+
+
+def test_a_timer_fired_before_its_time_changes_nothing_and_is_armed_again() -> None:
+    run = Run({"s": {"kind": "sleep", "duration": "1m"}})
+    run.start()
+    sleep = timer_id("sleep", "s", 1)
+    early = run.fire(sleep, at=T0 + 30)
+    assert early.events == []
+    assert [t.timer_id for t in early.timers] == [sleep], "the edge re-arms it"
+    assert run.status("s") == "waiting"
+    assert types(run.fire(sleep)) == ["NodeSucceeded", "RunSucceeded"]
+
+
+def test_retry_after_is_honoured_up_to_an_hour() -> None:
+    run = Run({"a": http(retry={"max_attempts": 3})})
+    run.start()
+    decision = run.fail("a", retryable=True, retry_after=10 * 24 * 3600.0)
+    assert payload(decision, "NodeRetrying")["retry_at"] == run.now + MAX_RETRY_AFTER_S
+
+
+def test_an_approval_answered_early_leaves_no_deadline_to_index() -> None:
+    run = Run({"gate": http(), "ok": {"kind": "approval", "timeout": "1h", "depends_on": ["gate"]}})
+    run.start()
+    run.signal("ok", {"approve": True})
+    decision = run.ok("gate")
+    assert run.status() == "succeeded"
+    assert decision.timers == []

@@ -123,9 +123,7 @@ class Sim:
 
     def send(self, message: Message, *, definition: WorkflowDefinition | None = None) -> Decision:
         before = self.state
-        inbound = Inbound(
-            message=message, now=self.now, definition=definition, version=1 if definition else None
-        )
+        inbound = Inbound(message=message, now=self.now, definition=definition, version=1 if definition else None)
         decision = decide(before, inbound)
         self.inbounds.append(inbound)
         self.decisions.append(decision)
@@ -144,9 +142,7 @@ class Sim:
             assert decision.events == [] and decision.tasks == [] and decision.timers == []
             assert decision.state == before
         # (c) seqs continue the run's seq without gaps; ids and times come from the run id, seq and message.
-        assert [e.seq for e in decision.events] == list(
-            range(before.seq + 1, before.seq + 1 + len(decision.events))
-        )
+        assert [e.seq for e in decision.events] == list(range(before.seq + 1, before.seq + 1 + len(decision.events)))
         for event in decision.events:
             assert event.event_id == event_id_for(RUN, event.seq)
             assert event.run_id == RUN and event.tenant_id == TENANT
@@ -159,9 +155,7 @@ class Sim:
             self.folded = evolve(self.folded, event)
         assert self.folded.model_dump() == decision.state.model_dump()
         # Every task was recorded as scheduled first; every armed timer is due now or later.
-        scheduled = {
-            (e.payload["task_id"], e.payload["attempt"]) for e in decision.events if e.type == "NodeScheduled"
-        }
+        scheduled = {(e.payload["task_id"], e.payload["attempt"]) for e in decision.events if e.type == "NodeScheduled"}
         assert {(t.task_id, t.attempt) for t in decision.tasks} <= scheduled
         assert all(t.fire_at >= inbound.now for t in decision.timers)
         assert all(t.run_id == RUN and t.tenant_id == TENANT for t in decision.tasks)
@@ -204,18 +198,22 @@ def check_reaction(before: RunState, inbound: Inbound, decision: Decision) -> No
         assert first, "an armed timer must act when it fires"
         kind, body = first[0]
         assert body["node_id"] == timer.node_id
-        expected = {
-            "retry": ("NodeScheduled", timer.attempt + 1),
-            "sleep": ("NodeSucceeded", 1),
-            "deadline": ("NodeFailed", 1),
-        }.get(timer.kind, ("NodeRetrying" if kind == "NodeRetrying" else "NodeFailed", timer.attempt))
-        assert (kind, body["attempt"]) == expected
-        if timer.kind in ("timeout", "deadline"):
-            assert body["error"]["code"] == "timeout"
+        if timer.kind == "timeout":
+            policy = definition.nodes[timer.node_id].retry or DEFAULT_RETRY
+            retry = timer.attempt < policy.max_attempts
+            assert (kind, body["attempt"]) == ("NodeRetrying" if retry else "NodeFailed", timer.attempt)
+            assert body["error"]["code"] == "timeout" and body["error"]["retryable"] is True
+            if retry:
+                assert body["retry_at"] == now + policy.delay(timer.attempt)
+        else:
+            expected = {"retry": ("NodeScheduled", timer.attempt + 1), "sleep": ("NodeSucceeded", 1)}
+            assert (kind, body["attempt"]) == expected.get(timer.kind, ("NodeFailed", 1))
+            if timer.kind == "deadline":
+                assert body["error"]["code"] == "timeout" and body["error"]["retryable"] is False
     elif isinstance(message, SignalRun):
         node = before.nodes.get(message.node)
-        spec = definition.nodes.get(message.node)
-        if spec is None or spec.kind != "approval" or node is None or node.status in ENDED_NODE:
+        target_spec = definition.nodes.get(message.node)
+        if target_spec is None or target_spec.kind != "approval" or node is None or node.status in ENDED_NODE:
             assert first == []
             return
         if message.node in before.signals:
@@ -247,9 +245,7 @@ def outcome_result(task: Task, outcome: str, retry_after: int) -> TaskResult:
         "attempt": task.attempt,
     }
     if outcome == "ok":
-        return TaskResult(
-            **common, ok=True, output={"from": task.task_id, "url": task.params["url"]}, duration_ms=3
-        )
+        return TaskResult(**common, ok=True, output={"from": task.task_id, "url": task.params["url"]}, duration_ms=3)
     error = ErrorInfo(
         code="unavailable" if outcome != "permanent" else "bad_request",
         message=outcome,
@@ -292,7 +288,8 @@ def simulate(data: st.DataObject, definition: WorkflowDefinition) -> Sim:
     cancel_at = data.draw(st.none() | st.integers(1, 12), label="cancel_at")
     if cancel_at is not None:
         trouble[cancel_at] = "cancel"
-    for kind, most in (("duplicate", 8), ("stale", 4), ("foreign", 3)):
+    stale_budget = 4
+    for kind, most in (("duplicate", 8), ("foreign", 3)):
         for step in data.draw(st.sets(st.integers(1, 20), max_size=most), label=kind):
             trouble.setdefault(step, kind)
     for step in range(MAX_STEPS):
@@ -300,6 +297,11 @@ def simulate(data: st.DataObject, definition: WorkflowDefinition) -> Sim:
             break
         sim.now += data.draw(st.integers(0, 3), label="tick")
         message = injected(data, sim, trouble[step]) if step in trouble else None
+        # The dangerous moment for a stale answer: the node is busy with a newer attempt of the same task.
+        if message is None and stale_budget and superseded(sim) and data.draw(st.booleans(), label="stale"):
+            stale_budget -= 1
+            task = data.draw(st.sampled_from(superseded(sim)), label="stale_task")
+            message = outcome_result(task, data.draw(st.sampled_from(["ok", "permanent"]), label="stale_outcome"), 0)
         if message is not None:
             sim.send(message)
             continue
@@ -312,17 +314,16 @@ def simulate(data: st.DataObject, definition: WorkflowDefinition) -> Sim:
     return sim
 
 
+def superseded(sim: Sim) -> list[Task]:
+    """Tasks of an attempt that timed out or failed while a later attempt of the node is out."""
+    nodes = sim.state.nodes
+    return [t for t in sim.issued if nodes[t.node_id].status == "scheduled" and nodes[t.node_id].attempts > t.attempt]
+
+
 def injected(data: st.DataObject, sim: Sim, kind: str) -> Message | None:
     if kind == "cancel":
         sim.cancelled_by.append("cancel")
         return CancelRun(run_id=RUN, tenant_id=TENANT, reason="chaos", command_id="cancel")
-    if kind == "stale":
-        # A fresh answer to an attempt that has since been superseded (it timed out and was retried).
-        old = [t for t in sim.issued if sim.state.nodes[t.node_id].attempts > t.attempt]
-        if not old:
-            return None
-        task = data.draw(st.sampled_from(old), label="stale")
-        return outcome_result(task, data.draw(st.sampled_from(["ok", "permanent"]), label="stale_outcome"), 0)
     if not sim.delivered:
         return None
     earlier = data.draw(st.sampled_from(sim.delivered), label=kind)
@@ -374,11 +375,7 @@ def check_outcome(sim: Sim) -> None:
             spec, node = definition.nodes[node_id], state.nodes[node_id]
             blocked = any(state.nodes[d].status != "succeeded" for d in spec.depends_on)
             if blocked and spec.trigger == "all_success":
-                assert (
-                    node.status == "skipped"
-                    and node.reason is not None
-                    and node.reason.startswith("dependency")
-                )
+                assert node.status == "skipped" and node.reason is not None and node.reason.startswith("dependency")
             elif spec.when == "false":
                 assert node.status == "skipped" and node.reason == "when is false"
             elif spec.on_error == "fail":
@@ -443,9 +440,7 @@ def test_a_well_behaved_environment_lets_a_run_without_failures_succeed(
 ) -> None:
     """Executors always succeed, humans approve in time: only a ``when`` can keep a node from running."""
     sim = Sim(definition)
-    sim.send(
-        StartRun(run_id=RUN, tenant_id=TENANT, workflow="prop", command_id="start"), definition=definition
-    )
+    sim.send(StartRun(run_id=RUN, tenant_id=TENANT, workflow="prop", command_id="start"), definition=definition)
     for node_id, spec in definition.nodes.items():
         if spec.kind == "approval":
             sim.pool.append(SignalRun(run_id=RUN, tenant_id=TENANT, node=node_id, data={"approve": True}))
@@ -466,10 +461,7 @@ def test_a_well_behaved_environment_lets_a_run_without_failures_succeed(
     assert sim.state.status == "succeeded"
     for node_id, spec in definition.nodes.items():
         skipped_by_when = spec.when == "false"
-        blocked = (
-            any(sim.state.nodes[d].status == "skipped" for d in spec.depends_on)
-            and spec.trigger == "all_success"
-        )
+        blocked = any(sim.state.nodes[d].status == "skipped" for d in spec.depends_on) and spec.trigger == "all_success"
         expected = "skipped" if skipped_by_when or blocked else "succeeded"
         assert sim.state.nodes[node_id].status == expected, node_id
         assert sim.state.nodes[node_id].attempts == (0 if expected == "skipped" else 1)
