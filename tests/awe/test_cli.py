@@ -108,6 +108,13 @@ def test_run_wait_json_success_and_events(engine: Engine) -> None:
     assert {e["run_id"] for e in lines} == {run["run_id"]}
     assert {e["tenant_id"] for e in lines} == {"default"}
 
+    followed = awe(engine, "events", run["run_id"], "--follow", "--json", timeout=30)
+    assert followed.returncode == 0, "--follow returns once the run has ended"
+    assert [orjson.loads(line) for line in followed.stdout.splitlines() if line.strip()] == lines
+
+    human = awe(engine, "events", run["run_id"])
+    assert "RunStarted" in human.stdout and "RunSucceeded" in human.stdout
+
 
 def test_run_wait_exit_codes_failure_rejection_timeout(engine: Engine) -> None:
     engine.apply({"name": "cli-fail", "nodes": {"boom": {"kind": "transform", "output": "{{ 1 // 0 }}"}}})

@@ -75,3 +75,49 @@ def test_kill_9_mid_run_then_a_new_worker_finishes(
             assert tables[run_id].model_dump() == fold(run_id, log).model_dump(), "table state == fold(events)"
     finally:
         engine.close()
+
+
+def test_two_workers_share_the_partitions(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory, http_server: FlakyServer
+) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    settings = unique_settings(kafka_bootstrap)
+    ensure_topics(settings)
+    engine = Engine(settings, Path(tmp_path_factory.mktemp("two")))
+    try:
+        engine.start_worker(wait=False)
+        engine.start_worker(wait=False)
+        for worker in engine.workers:
+            worker.wait_ready()
+        admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+
+        def both_assigned() -> bool:
+            group = admin.describe_consumer_groups([settings.app_id])[settings.app_id].result()
+            owners = [m for m in group.members if m.assignment.topic_partitions]
+            commands = {
+                tp.partition
+                for m in group.members
+                for tp in m.assignment.topic_partitions
+                if tp.topic == Catalog(settings).name(Role.COMMANDS)
+            }
+            return len(owners) == 2 and commands == set(range(settings.partitions))
+
+        wait_until(both_assigned, timeout=60, interval=0.5)
+        engine.apply(
+            {
+                "name": "pair",
+                "nodes": {
+                    "a": {"kind": "http", "url": f"{http_server.url}/echo"},
+                    "b": {"kind": "transform", "output": "{{ nodes.a.output.status }}", "depends_on": ["a"]},
+                },
+            }
+        )
+        runs = [engine.start("pair") for _ in range(12)]
+        for run_id, offset in runs:
+            state = engine.wait(run_id, offset, timeout=60)
+            assert isinstance(state, RunState)
+            assert state.status == "succeeded"
+            assert state.nodes["b"].output == 200
+    finally:
+        engine.close()
