@@ -10,10 +10,13 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+from schemas.envelope import Envelope
+from schemas.state import RunState
 from streams.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -183,7 +186,7 @@ class Engine:
             worker.wait_ready()
         return worker
 
-    def apply(self, definition: dict[str, object]) -> int:
+    def apply(self, definition: Mapping[str, Any]) -> int:
         """Register a definition (a dict as a user would write it); return its version."""
         from schemas.validation import validate_definition
 
@@ -201,22 +204,28 @@ class Engine:
         self.client.start(workflow, dict(inputs or {}), run_id=run_id)
         return run_id, offset
 
-    def wait(self, run_id: str, offset: int | None = None, timeout: float = 30.0, on_event: object = None) -> object:
+    def wait(
+        self,
+        run_id: str,
+        offset: int | None = None,
+        timeout: float = 30.0,
+        on_event: Callable[[Envelope, RunState], None] | None = None,
+    ) -> RunState:
         """Follow a run to its end and return its final state; fail if it does not end in time."""
         from streams.client import follow_run
 
-        state = follow_run(self.settings, run_id, from_offset=offset, timeout=timeout, on_event=on_event)  # type: ignore[arg-type]
+        state = follow_run(self.settings, run_id, from_offset=offset, timeout=timeout, on_event=on_event)
         if not state.terminal:
             logs = "\n".join(w.tail() for w in self.workers)
             raise TimeoutError(f"run {run_id} still {state.status} after {timeout}s; workers:\n{logs}")
         return state
 
-    def run(self, workflow: str, inputs: dict[str, object] | None = None, timeout: float = 30.0) -> object:
+    def run(self, workflow: str, inputs: dict[str, object] | None = None, timeout: float = 30.0) -> RunState:
         """Start a run and wait for its end."""
         run_id, offset = self.start(workflow, inputs)
         return self.wait(run_id, offset, timeout)
 
-    def events(self, run_id: str) -> list[object]:
+    def events(self, run_id: str) -> list[Envelope]:
         """Every event of a run, read back from ``awe.events``."""
         from streams.reader import RunReader
 

@@ -146,13 +146,13 @@ def test_inputs_json_and_signal_and_cancel(engine: Engine) -> None:
     signalled = awe(engine, "signal", run_id, "ok", "--data", '{"approve": true, "by": "cli"}')
     assert signalled.returncode == 0, signalled.stderr
     state = engine.wait(run_id, timeout=30)
-    assert state.status == "succeeded"  # type: ignore[attr-defined]
-    assert state.outputs == {"n": 3, "by": "cli"}  # type: ignore[attr-defined]
+    assert state.status == "succeeded"
+    assert state.outputs == {"n": 3, "by": "cli"}
 
     other = awe(engine, "run", "cli-approve", "--inputs-json", '{"items": []}', "--json")
     other_id = last_json(other.stdout)["run_id"]
     assert awe(engine, "cancel", other_id).returncode == 0
-    assert engine.wait(other_id, timeout=30).status == "cancelled"  # type: ignore[attr-defined]
+    assert engine.wait(other_id, timeout=30).status == "cancelled"
 
 
 def test_topics_create_is_idempotent(engine: Engine) -> None:

@@ -21,7 +21,7 @@ def _run(engine: Engine, definition: dict[str, Any], inputs: dict[str, Any] | No
 
 
 def _types(engine: Engine, run_id: str) -> list[str]:
-    return [e.type for e in engine.events(run_id)]  # type: ignore[attr-defined]
+    return [e.type for e in engine.events(run_id)]
 
 
 def test_transform_chain_produces_outputs(engine: Engine) -> None:
@@ -39,7 +39,7 @@ def test_transform_chain_produces_outputs(engine: Engine) -> None:
     assert state.status == "succeeded"
     assert state.outputs == {"text": "A-B-C", "n": 3}
     events = engine.events(state.run_id)
-    assert [e.seq for e in events] == list(range(1, len(events) + 1))  # type: ignore[attr-defined]
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
 
 
 def test_fan_out_and_fan_in_over_http(engine: Engine, http_server: FlakyServer) -> None:
@@ -258,7 +258,7 @@ def test_approval_deadline(engine: Engine) -> None:
 
 
 def test_cancel_stops_a_sleeping_run(engine: Engine) -> None:
-    wf = {
+    wf: dict[str, Any] = {
         "name": _name(),
         "nodes": {
             "nap": {"kind": "sleep", "duration": "1h"},
