@@ -35,7 +35,6 @@ from schemas.tasks import Task, TaskResult, TimerFired
 from schemas.templates import evaluate_condition, render
 from schemas.validation import validate_inputs
 
-
 MAX_RETRY_AFTER_S = 3600.0
 """A server's ``Retry-After`` is honoured up to an hour, so a bogus value cannot park a run for ever."""
 

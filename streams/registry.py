@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict
 
 from schemas.definition import WorkflowDefinition
 from streams.codec import decode, encode
-from streams.retry import retry_retriable
 from streams.producer import RecordProducer
+from streams.retry import retry_retriable
 from streams.settings import Settings
 from streams.topics import Catalog, Role
 
