@@ -10,15 +10,15 @@ install: ## install awe and its dev tools (pip install -e '.[dev]')
 	$(PY) -m pip install -q -e '.[dev]'
 
 dev: install ## start a broker, a worker and the demo workflow (Ctrl-C stops everything)
-	awe dev
+	$(PY) -m awe dev
 
 test: ## run the whole test suite against a real Kafka broker the session starts
 	$(PY) -m pytest
 
 lint: ## ruff and mypy --strict
-	ruff check .
-	ruff format --check agents awe schemas streams gateway
-	mypy
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check agents awe schemas streams gateway
+	$(PY) -m mypy
 
 bench: ## the engine benchmark (figures and ratios against raw confluent-kafka)
 	$(PY) benchmarks/engine.py
