@@ -1,1 +1,1 @@
-"""placeholder"""
+"""Everything Kafka: settings, the topic catalog, the Faust app, producers and readers, the broker launcher."""
