@@ -13,6 +13,7 @@ from faust.serializers import codecs
 
 from schemas.state import RunState
 from streams.settings import Settings
+from streams.tuning import tune_faust_consumer
 
 
 class RunStateCodec(codecs.Codec):
@@ -52,6 +53,7 @@ def raw_topic(app: faust.App, *names: str) -> faust.TopicT:
 
 def create_app(settings: Settings, *, app_id: str | None = None, web_port: int | None = None) -> faust.App:
     """A Faust app bound to the configured broker with awe's processing guarantee and commit interval."""
+    tune_faust_consumer()
     port = web_port if web_port is not None else settings.worker_web_port
     return faust.App(
         app_id or settings.app_id,
