@@ -27,6 +27,7 @@ from schemas.tasks import TimerFired
 from streams.app import RunStateValue, raw_topic
 from streams.codec import encode
 from streams.dlq import DeadLetter
+from streams.partitioning import partition_for
 from streams.producer import RecordProducer
 from streams.registry import DefinitionRegistry
 from streams.settings import Settings
@@ -81,6 +82,19 @@ class Orchestrator:
         now = time.time()
         try:
             parsed = parse_record(message.value, is_command=is_command)
+            if key != parsed.run_id:
+                # A record keyed otherwise sits on a partition that does not own the run: acting on it
+                # would write the run's state where its other records never come.
+                raise InvalidRecordError(
+                    f"the record key must be the run id {parsed.run_id!r}, got {key!r}", code="key_mismatch"
+                )
+            expected = partition_for(parsed.run_id, self.settings.partitions)
+            if message.partition != expected:
+                raise InvalidRecordError(
+                    f"run {parsed.run_id!r} belongs on partition {expected}, not {message.partition}: "
+                    "produce with the murmur2 partitioner (librdkafka: partitioner=murmur2_random)",
+                    code="wrong_partition",
+                )
         except InvalidRecordError as err:
             await self._reject_record(event, key, err, now)
             return
@@ -117,7 +131,7 @@ class Orchestrator:
         message = event.message
         detail = err.detail if isinstance(err.detail, dict) else {}
         run_id = detail.get("run_id")
-        if run_id and message.topic == self.commands_topic:
+        if run_id and run_id == key and message.topic == self.commands_topic:
             state = self.runs.get(run_id.encode()) or RunState(run_id=run_id)
             decision = reject(
                 state,

@@ -38,11 +38,12 @@ class RecordProducer:
         if err is not None:
             self._errors.append(str(err))
 
-    def produce(self, topic: str, key: str | bytes | None, value: bytes) -> None:
-        """Queue one record; delivery is confirmed by ``flush``."""
+    def produce(self, topic: str, key: str | bytes | None, value: bytes, partition: int | None = None) -> None:
+        """Queue one record (on ``partition`` if given, else by the key's hash); ``flush`` confirms delivery."""
+        placement = {} if partition is None else {"partition": partition}
         while True:
             try:
-                self._producer.produce(topic, key=key, value=value, on_delivery=self._on_delivery)
+                self._producer.produce(topic, key=key, value=value, on_delivery=self._on_delivery, **placement)
                 break
             except BufferError:
                 self._producer.poll(0.05)

@@ -88,3 +88,30 @@ def test_unknown_workflow_and_bad_inputs_are_rejected_and_the_worker_keeps_runni
     assert isinstance(state, RunState)
     assert state.status == "succeeded"
     assert state.nodes["x"].output == 42
+
+
+def test_a_command_keyed_other_than_its_run_id_is_dead_lettered(engine: Engine) -> None:
+    engine.apply(OK_WF)
+    run_id = uuid.uuid4().hex
+    value = orjson.dumps({"type": "StartRun", "run_id": run_id, "workflow": "ok", "inputs": {"n": 1}})
+    _produce(engine, b"some-other-key", value)
+    wait_until(lambda: any(run_id in str(d.get("original_text")) for d in _dead_letters(engine)), timeout=20)
+    letter = next(d for d in _dead_letters(engine) if run_id in str(d.get("original_text")))
+    assert letter["code"] == "key_mismatch"
+    assert engine.events(run_id) == [], "nothing is written for the run"
+
+
+def test_a_command_on_the_wrong_partition_is_dead_lettered(engine: Engine) -> None:
+    from streams.partitioning import partition_for
+
+    engine.apply(OK_WF)
+    run_id = uuid.uuid4().hex
+    wrong = (partition_for(run_id, engine.settings.partitions) + 1) % engine.settings.partitions
+    value = orjson.dumps({"type": "StartRun", "run_id": run_id, "workflow": "ok", "inputs": {"n": 1}})
+    producer = RecordProducer(engine.settings)
+    producer.produce(Catalog(engine.settings).name(Role.COMMANDS), run_id, value, partition=wrong)
+    producer.flush()
+    wait_until(lambda: any(run_id in str(d.get("original_text")) for d in _dead_letters(engine)), timeout=20)
+    letter = next(d for d in _dead_letters(engine) if run_id in str(d.get("original_text")))
+    assert letter["code"] == "wrong_partition"
+    assert "murmur2" in str(letter["reason"])
