@@ -14,6 +14,9 @@ from streams.exceptions import ProduceError
 from streams.settings import Settings
 
 
+_UNASSIGNED = -1  # librdkafka's RD_KAFKA_PARTITION_UA: let the partitioner choose
+
+
 def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
     """Producer settings: idempotent, acks=all, Java-compatible partitioning, small linger."""
     config: dict[str, Any] = {
@@ -40,10 +43,15 @@ class RecordProducer:
 
     def produce(self, topic: str, key: str | bytes | None, value: bytes, partition: int | None = None) -> None:
         """Queue one record (on ``partition`` if given, else by the key's hash); ``flush`` confirms delivery."""
-        placement = {} if partition is None else {"partition": partition}
         while True:
             try:
-                self._producer.produce(topic, key=key, value=value, on_delivery=self._on_delivery, **placement)
+                self._producer.produce(
+                    topic,
+                    key=key,
+                    value=value,
+                    partition=_UNASSIGNED if partition is None else partition,
+                    on_delivery=self._on_delivery,
+                )
                 break
             except BufferError:
                 self._producer.poll(0.05)
