@@ -13,7 +13,6 @@ from confluent_kafka import KafkaError, Message, Producer
 from streams.exceptions import ProduceError
 from streams.settings import Settings
 
-
 _UNASSIGNED = -1  # librdkafka's RD_KAFKA_PARTITION_UA: let the partitioner choose
 
 
