@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import faust
 
 from agents.executors.base import Executor
@@ -21,6 +23,13 @@ def build_worker(settings: Settings) -> faust.App:
     Orchestrator(app, settings, registry)
     http = HttpHandler(settings.http_concurrency)
     Executor(app, settings, "http", http, settings.http_concurrency)
+
+    async def close_resources(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        # Runs after the consumer stopped, so no task is still using the pool or the registry.
+        await http.aclose()
+        registry.close()
+
+    app.on_before_shutdown.connect(close_resources)
 
     return app
 

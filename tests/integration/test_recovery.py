@@ -119,5 +119,8 @@ def test_two_workers_share_the_partitions(
             assert isinstance(state, RunState)
             assert state.status == "succeeded"
             assert state.nodes["b"].output == 200
+        for worker in engine.workers:
+            worker.stop()
+            assert worker.proc.returncode == 0, "SIGTERM stops a worker cleanly"
     finally:
         engine.close()
