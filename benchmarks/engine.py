@@ -255,6 +255,7 @@ def main() -> None:
     parser.add_argument("--scenarios", nargs="+", default=["http_chain", "transform_chain", "fan_out_10"])
     parser.add_argument("--guarantees", nargs="+", default=["exactly_once", "at_least_once"])
     parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument("--commit-interval", type=float, default=Settings().commit_interval_s, help="seconds")
     args = parser.parse_args()
 
     with ExitStack() as stack:
@@ -273,6 +274,7 @@ def main() -> None:
         raw = raw_produce_rate(bootstrap)
         print(f"baseline: raw confluent-kafka produce {raw:,.0f} msg/s (200 B, acks=all, idempotent)")
         print(f"machine: {os.cpu_count()} cores; broker, worker and benchmark share them; worker logs in {log_dir}")
+        print(f"partitions: {args.partitions}; commit interval: {args.commit_interval * 1000:.0f} ms")
         print()
         header = (
             f"{'guarantee':<14}{'scenario':<17}{'clients':>7}{'runs/s':>9}{'ratio':>9}"
@@ -287,6 +289,7 @@ def main() -> None:
                 app_id=f"awe-bench-{tag}",
                 partitions=args.partitions,
                 processing_guarantee=guarantee,
+                commit_interval_s=args.commit_interval,
                 http_concurrency=128,
             )
             ensure_topics(settings)
