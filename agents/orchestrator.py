@@ -32,6 +32,7 @@ from streams.producer import RecordProducer
 from streams.registry import DefinitionRegistry
 from streams.settings import Settings
 from streams.topics import Catalog, Role
+from streams.writer import PartitionWriter
 
 log = logging.getLogger("awe.orchestrator")
 
@@ -49,10 +50,10 @@ class Orchestrator:
         self._timer_producer: RecordProducer | None = None
         self.commands_topic = self.catalog.name(Role.COMMANDS)
         self.source = raw_topic(app, self.commands_topic, self.catalog.name(Role.RESULTS))
-        self.events = raw_topic(app, self.catalog.name(Role.EVENTS))
+        self.events = self.catalog.name(Role.EVENTS)
         self.results = self.catalog.name(Role.RESULTS)
-        self.dlq = raw_topic(app, self.catalog.name(Role.DLQ))
-        self.task_topics: dict[str, faust.TopicT] = {}
+        self.dlq = self.catalog.name(Role.DLQ)
+        self.writer = PartitionWriter(app, self.commands_topic)
         self.runs = app.Table(
             "runs",
             partitions=settings.partitions,
@@ -62,13 +63,6 @@ class Orchestrator:
         app.agent(self.source, name="awe.orchestrator")(self._process)
         app.timer(interval=settings.timer_tick_s, name="awe.timers")(self._tick)
         app.on_rebalance_complete.connect(self._on_rebalance_complete)
-
-    def _task_topic(self, kind: str) -> faust.TopicT:
-        topic = self.task_topics.get(kind)
-        if topic is None:
-            topic = raw_topic(self.app, self.catalog.tasks(kind))
-            self.task_topics[kind] = topic
-        return topic
 
     async def _process(self, stream: StreamT[bytes]) -> None:
         async for event in stream.events():
@@ -110,18 +104,21 @@ class Orchestrator:
                 )
             if found is not None:
                 inbound = Inbound(message=parsed, now=now, definition=found.definition, version=found.version)
-        await self._carry_out(decide(current, inbound))
+        await self._carry_out(decide(current, inbound), message.partition)
 
-    async def _carry_out(self, decision: Decision) -> None:
+    async def _carry_out(self, decision: Decision, partition: int) -> None:
         state = decision.state
         if not decision.events:
             self.wheel.arm(state.run_id, state.tenant_id, decision.timers)
             return
         key = state.run_id.encode()
+        write = self.writer.send
         for envelope in decision.events:
-            await self.events.send(key=key, value=encode(envelope))
+            await write(self.events, key, encode(envelope), partition=partition, source_partition=partition)
         for task in decision.tasks:
-            await self._task_topic(task.kind).send(key=key, value=encode(task))
+            await write(
+                self.catalog.tasks(task.kind), key, encode(task), partition=partition, source_partition=partition
+            )
         self.runs[key] = state
         self.wheel.arm(state.run_id, state.tenant_id, decision.timers)
         if state.terminal:
@@ -142,7 +139,7 @@ class Orchestrator:
                 causation=f"{message.topic}/{message.partition}/{message.offset}",
             )
             if decision.events:
-                await self._carry_out(decision)
+                await self._carry_out(decision, message.partition)
                 return
         letter = DeadLetter.of(
             code=err.code,
@@ -153,7 +150,7 @@ class Orchestrator:
             value=message.value,
         )
         log.warning("dead-lettered %s/%s/%s: %s", message.topic, message.partition, message.offset, err.message)
-        await self.dlq.send(key=message.key, value=encode(letter))
+        await self.writer.send(self.dlq, message.key, encode(letter), partition=0, source_partition=message.partition)
 
     def _on_rebalance_complete(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         self._wheel_stale = True

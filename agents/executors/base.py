@@ -25,6 +25,7 @@ from streams.codec import decode, encode
 from streams.dlq import DeadLetter, describe_validation_error
 from streams.settings import Settings
 from streams.topics import Catalog, Role
+from streams.writer import PartitionWriter
 
 Handler = Callable[[Task], Awaitable[Any]]
 
@@ -39,8 +40,10 @@ class Executor:
         self.kind = kind
         self.handler = handler
         self.tasks = raw_topic(app, catalog.tasks(kind))
-        self.results = raw_topic(app, catalog.name(Role.RESULTS))
-        self.dlq = raw_topic(app, catalog.name(Role.DLQ))
+        self.results = catalog.name(Role.RESULTS)
+        self.dlq = catalog.name(Role.DLQ)
+        # A result joins the transaction that commits its task's offset.
+        self.writer = PartitionWriter(app, catalog.tasks(kind))
         self._slots = asyncio.Semaphore(concurrency)
         self._running: set[asyncio.Task[None]] = set()
         app.agent(self.tasks, name=f"awe.executor.{kind}")(self._process)
@@ -73,7 +76,9 @@ class Executor:
                 offset=message.offset,
                 value=message.value,
             )
-            await self.dlq.send(key=message.key, value=encode(letter))
+            await self.writer.send(
+                self.dlq, message.key, encode(letter), partition=0, source_partition=message.partition
+            )
             return
         started = time.perf_counter()
         try:
@@ -92,7 +97,13 @@ class Executor:
             log.exception("executor %s crashed on task %s", self.kind, task.task_id)
             error = ErrorInfo(code="executor_error", message=f"{type(err).__name__}: {err}", retryable=False)
             result = _result(task, started, ok=False, error=error)
-        await self.results.send(key=task.run_id.encode(), value=encode(result))
+        await self.writer.send(
+            self.results,
+            task.run_id.encode(),
+            encode(result),
+            partition=message.partition,
+            source_partition=message.partition,
+        )
 
 
 def _result(task: Task, started: float, *, ok: bool, output: Any = None, error: ErrorInfo | None = None) -> TaskResult:

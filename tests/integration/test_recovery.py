@@ -124,3 +124,35 @@ def test_two_workers_share_the_partitions(
             assert worker.proc.returncode == 0, "SIGTERM stops a worker cleanly"
     finally:
         engine.close()
+
+
+def test_events_are_written_inside_kafka_transactions(engine: Engine) -> None:
+    """Under exactly-once a run's events commit with its state: each transaction leaves a commit marker, so
+    the records of a partition written transactionally cover fewer offsets than the partition holds."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from streams.partitioning import partition_for
+
+    assert engine.settings.processing_guarantee == "exactly_once"
+    engine.apply({"name": "txn", "nodes": {"a": {"kind": "transform", "output": 1}}})
+    state = engine.run("txn")
+    assert state.status == "succeeded"
+    topic = Catalog(engine.settings).name(Role.EVENTS)
+    tp = TopicPartition(topic, partition_for(state.run_id, engine.settings.partitions), 0)
+    consumer = Consumer(
+        {"bootstrap.servers": engine.settings.kafka_bootstrap, "group.id": "txn-check", "enable.auto.commit": False}
+    )
+    try:
+        end = consumer.get_watermark_offsets(tp, timeout=10)[1]
+        consumer.assign([tp])
+        offsets: list[int] = []
+        while True:
+            msg = consumer.poll(2)
+            if msg is None:
+                break
+            if not msg.error():
+                offsets.append(msg.offset() or 0)
+    finally:
+        consumer.close()
+    assert len(offsets) == len(engine.events(state.run_id)), "the partition holds the run's events"
+    assert len(offsets) < end, f"no commit markers among {end} offsets: events were written outside a transaction"
