@@ -296,7 +296,8 @@ def test_json_schema_is_generated() -> None:
     schema = WorkflowDefinition.model_json_schema()
     assert schema["additionalProperties"] is False
     assert {"name", "nodes"} <= set(schema["required"])
-    jsonschema = pytest.importorskip("jsonschema")
+    import jsonschema
+
     for example in ("triage.yaml", "hello.yaml"):
         jsonschema.validate(load_definition_text((EXAMPLES / example).read_text()), schema)
     lenient = {"name": "x", "nodes": {"a": {"kind": "http", "url": "u", "method": "post", "when": False}}}
