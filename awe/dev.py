@@ -58,7 +58,7 @@ def run_dev(*, port: int, example: str, once: bool, console: Console) -> int:
         console.print(f"broker up at {bootstrap}", highlight=False)
     settings = Settings(kafka_bootstrap=bootstrap)
     env = {**os.environ, "AWE_KAFKA_BOOTSTRAP": bootstrap}
-    worker = subprocess.Popen([sys.executable, "-m", "awe", "worker", "--loglevel", "warning"], env=env)
+    worker = subprocess.Popen([sys.executable, "-m", "awe", "worker", "--loglevel", "error"], env=env)
     try:
         ensure_topics(settings)
         registry = DefinitionRegistry(settings)
