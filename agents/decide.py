@@ -11,10 +11,11 @@ from typing import Any
 
 from agents.messages import Decision, Inbound
 from schemas.commands import CancelRun, SignalRun, StartRun
-from schemas.definition import DEFAULT_RETRY, MapNode, NodeSpec, TransformNode
+from schemas.definition import DEFAULT_RETRY, AiNode, MapNode, NodeSpec, TransformNode
 from schemas.envelope import Envelope, event_id_for, timestamp
 from schemas.errors import ErrorInfo
 from schemas.events import (
+    AICallRecorded,
     NodeFailed,
     NodeRetrying,
     NodeScheduled,
@@ -138,6 +139,12 @@ class _Step:
         node = self.state.nodes.get(result.node_id)
         if node is None or node.status != "scheduled" or node.attempts != result.attempt:
             return  # a duplicate, or an answer to an attempt that already timed out
+        if result.call is not None:
+            # The answer is on the log before the run moves on: a restart or a replay reuses it.
+            call = result.call.model_dump()
+            self.emit(
+                AICallRecorded(node_id=result.node_id, attempt=result.attempt, workflow=self.state.workflow, **call)
+            )
         if result.ok:
             self.emit(
                 NodeSucceeded(
@@ -190,12 +197,19 @@ class _Step:
         return self.state.definition.nodes[node_id]
 
     def attempt_failed(self, node_id: str, attempt: int, error: ErrorInfo) -> None:
-        policy = self.spec(node_id).retry or DEFAULT_RETRY
-        if error.retryable and attempt < policy.max_attempts:
-            delay = max(policy.delay(attempt), min(error.retry_after or 0.0, MAX_RETRY_AFTER_S))
-            self.emit(NodeRetrying(node_id=node_id, attempt=attempt, error=error, retry_at=self.now + delay))
-        else:
+        spec = self.spec(node_id)
+        policy = spec.retry or DEFAULT_RETRY
+        per_candidate = policy.max_attempts
+        candidates = len(spec.candidates()) if isinstance(spec, AiNode) else 1
+        if not error.retryable or attempt >= per_candidate * candidates:
             self.node_failed(node_id, attempt, error)
+            return
+        if attempt % per_candidate == 0:
+            delay = 0.0  # this model's attempts are spent: the next fallback is another service, try it now
+        else:
+            local = (attempt - 1) % per_candidate + 1
+            delay = max(policy.delay(local), min(error.retry_after or 0.0, MAX_RETRY_AFTER_S))
+        self.emit(NodeRetrying(node_id=node_id, attempt=attempt, error=error, retry_at=self.now + delay))
 
     def node_failed(self, node_id: str, attempt: int, error: ErrorInfo) -> None:
         self.emit(NodeFailed(node_id=node_id, attempt=attempt, error=error))
@@ -279,7 +293,7 @@ class _Step:
     def schedule(self, node_id: str, spec: NodeSpec, attempt: int) -> None:
         """Hand one attempt of a side-effecting node to its executor, with its timeout as a durable timer."""
         try:
-            params = render(_task_params(spec), self.context())
+            params = self.task_params(spec, attempt)
         except TemplateError as err:
             self.node_failed(node_id, attempt, _template_failure(err))
             return
@@ -300,6 +314,29 @@ class _Step:
             )
         )
 
+    def task_params(self, spec: NodeSpec, attempt: int) -> dict[str, Any]:
+        """The fields of a side-effecting node that its executor needs, with their templates rendered."""
+        params = spec.model_dump(
+            mode="json",
+            exclude={"kind", "depends_on", "when", "retry", "timeout", "trigger", "on_error", "description"},
+        )
+        context = self.context()
+        for field in spec.template_fields:
+            if params.get(field) is not None:
+                params[field] = render(params[field], context, path=field)
+        if isinstance(spec, AiNode):
+            per_candidate = (spec.retry or DEFAULT_RETRY).max_attempts
+            candidates = spec.candidates()
+            index = min((attempt - 1) // per_candidate, len(candidates) - 1)
+            del params["fallback"]
+            params["provider"] = render(candidates[index].provider, context, path="provider")
+            params["model"] = render(candidates[index].model, context, path="model")
+            params["candidate"] = index
+            params["workflow"] = self.state.workflow
+            # The run's usage so far, so the executor can hold the call to a per-run budget exactly.
+            params["run_usage"] = self.state.usage.model_dump(mode="json")
+        return params
+
     def finish(self) -> None:
         definition = self.state.definition
         assert definition is not None
@@ -309,14 +346,6 @@ class _Step:
             self.emit(RunFailed(node_id=None, error=_template_failure(err)))
             return
         self.emit(RunSucceeded(outputs=outputs))
-
-
-def _task_params(spec: NodeSpec) -> dict[str, Any]:
-    """The fields of a side-effecting node that its executor needs, still as templates."""
-    return spec.model_dump(
-        mode="json",
-        exclude={"kind", "depends_on", "when", "retry", "timeout", "trigger", "on_error", "description"},
-    )
 
 
 def _template_failure(err: TemplateError) -> ErrorInfo:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from schemas.ai import AICall
 from schemas.exceptions import AweError
 
 
@@ -18,7 +19,11 @@ class InvalidRecordError(AgentError):
 
 
 class ExecutionError(AgentError):
-    """A node attempt failed; ``retryable`` and ``retry_after`` drive the orchestrator's retry decision."""
+    """A node attempt failed; ``retryable`` and ``retry_after`` drive the orchestrator's retry decision.
+
+    ``call`` is set when a model answered but the answer cannot be used (it failed its schema, or a content
+    filter stopped it): the call is recorded, and its cost counted, all the same.
+    """
 
     def __init__(
         self,
@@ -28,6 +33,15 @@ class ExecutionError(AgentError):
         retryable: bool,
         retry_after: float | None = None,
         detail: object = None,
+        call: AICall | None = None,
     ) -> None:
         super().__init__(message, code=code, retryable=retryable, detail=detail)
         self.retry_after = retry_after
+        self.call = call
+
+
+class ProviderError(ExecutionError):
+    """An AI provider's failure, mapped to awe's codes (``rate_limited``, ``overloaded``, ``server_error``,
+    ``timeout``, ``connection_error``, ``authentication``, ``invalid_request``, ``content_filter``,
+    ``missing_credentials``, ``invalid_json``, ``schema_mismatch``, ``budget_exceeded``, ``unknown_provider``),
+    with the provider's own message."""

@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
 import faust
 
+from agents.ai.budgets import Budgets
+from agents.ai.pricing import load_pricing
+from agents.ai.registry import Providers
+from agents.executors.ai import AiHandler
 from agents.executors.base import Executor
 from agents.executors.http import HttpHandler
 from agents.orchestrator import Orchestrator
 from streams.admin import ensure_topics
 from streams.app import create_app
+from streams.exceptions import StreamsError
+from streams.producer import RecordProducer
 from streams.registry import DefinitionRegistry
 from streams.settings import Settings
+from streams.topics import Catalog, Role
+from streams.usage import UsageLedger
+
+log = logging.getLogger("awe.worker")
 
 
 def build_worker(settings: Settings) -> faust.App:
@@ -24,9 +36,35 @@ def build_worker(settings: Settings) -> faust.App:
     http = HttpHandler(settings.http_concurrency)
     Executor(app, settings, "http", http, settings.http_concurrency)
 
+    budgets = Budgets.load(settings.budgets_file)
+    ledger = UsageLedger(settings) if budgets.needs_daily_usage else None
+    if ledger is not None:
+        ledger.start(now=time.time())
+    providers = Providers(settings)
+    # Token deltas are for live views only: sent at once, outside any transaction, so a watcher sees the
+    # answer being written rather than at the next commit.
+    tokens = RecordProducer(settings, **{"linger.ms": 0})
+    ai = AiHandler(
+        providers,
+        pricing=load_pricing(settings.pricing_file),
+        budgets=budgets,
+        default_timeout_s=settings.ai_timeout_s,
+        tokens=tokens,
+        tokens_topic=Catalog(settings).name(Role.TOKENS),
+        ledger=ledger,
+    )
+    Executor(app, settings, "ai", ai, settings.ai_concurrency)
+
     async def close_resources(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        # Runs after the consumer stopped, so no task is still using the pool or the registry.
+        # Runs after the consumer stopped, so no task is still using the pools or the registry.
         await http.aclose()
+        await providers.aclose()
+        try:
+            tokens.flush(timeout=5)
+        except StreamsError as err:
+            log.warning("some token deltas were not delivered: %s", err)
+        if ledger is not None:
+            ledger.close()
         registry.close()
 
     app.on_before_shutdown.connect(close_resources)

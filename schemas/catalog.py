@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
+from schemas.ai import TokenDelta
 from schemas.commands import COMMAND_ADAPTER, CancelRun, SignalRun, StartRun
 from schemas.definition import WorkflowDefinition
 from schemas.envelope import Envelope
@@ -23,6 +24,7 @@ _MODELS: dict[str, type[BaseModel]] = {
     "result.TaskResult": TaskResult,
     "result.TimerFired": TimerFired,
     "run-state": RunState,
+    "token-delta": TokenDelta,
     **{f"event.{name}": model for name, model in EVENT_TYPES.items()},
 }
 

@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from schemas.ai import PROVIDERS, ChatMessage, ModelRef, ResponseSpec
 from schemas.durations import Duration
 from schemas.exceptions import DefinitionError, Problem
 
@@ -35,6 +36,7 @@ __all__ = [
     "NODE_TYPES",
     "PURE_KINDS",
     "WORKFLOW_NAME_PATTERN",
+    "AiNode",
     "ApprovalNode",
     "HttpNode",
     "InputSpec",
@@ -264,6 +266,51 @@ class HttpNode(NodeBase):
     query: dict[str, Any] = Field(default_factory=dict)
 
 
+def _listify(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+def _is_template(value: str) -> bool:
+    return "{{" in value or "{%" in value
+
+
+class AiNode(NodeBase):
+    """A call to a model through one of the providers; the prompt, messages and system are templates.
+
+    ``provider`` and ``model`` may be templates too (``awe dev`` picks the provider by the keys it finds);
+    a literal provider must be one awe knows. ``fallback`` lists the models tried in order, each with the
+    node's retry policy afresh, once the attempts of the one before were spent on retryable errors.
+    """
+
+    template_fields: ClassVar[tuple[str, ...]] = ("provider", "model", "system", "prompt", "messages")
+
+    kind: Literal["ai"]
+    provider: str
+    model: str
+    system: str | None = None
+    prompt: str | None = None
+    messages: list[ChatMessage] | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, ge=1)
+    stop: Annotated[list[str] | None, BeforeValidator(_listify)] = None
+    response: ResponseSpec = Field(default_factory=ResponseSpec)
+    fallback: list[ModelRef] = Field(default_factory=list)
+    stream: bool = True
+
+    @model_validator(mode="after")
+    def _check(self) -> AiNode:
+        if (self.prompt is None) == (self.messages is None):
+            raise ValueError("an ai node takes exactly one of prompt or messages")
+        for name in (self.provider, *(f.provider for f in self.fallback)):
+            if not _is_template(name) and name not in PROVIDERS:
+                raise ValueError(f"unknown provider {name!r}; known providers: {', '.join(PROVIDERS)}")
+        return self
+
+    def candidates(self) -> list[ModelRef]:
+        """The primary model, then the fallbacks, in the order they are tried."""
+        return [ModelRef(provider=self.provider, model=self.model), *self.fallback]
+
+
 class SleepNode(NodeBase):
     """Waits ``duration`` on a durable timer, then succeeds with output ``null``."""
 
@@ -283,7 +330,7 @@ class ApprovalNode(NodeBase):
 
 
 NodeSpec = Annotated[
-    TransformNode | MapNode | HttpNode | SleepNode | ApprovalNode,
+    TransformNode | MapNode | HttpNode | AiNode | SleepNode | ApprovalNode,
     Field(discriminator="kind"),
 ]
 
@@ -295,6 +342,7 @@ NODE_TYPES: dict[str, type[NodeBase]] = {
     "transform": TransformNode,
     "map": MapNode,
     "http": HttpNode,
+    "ai": AiNode,
     "sleep": SleepNode,
     "approval": ApprovalNode,
 }

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.ai import AICall
 from schemas.definition import WorkflowDefinition
 from schemas.errors import ErrorInfo
 from schemas.exceptions import Problem
@@ -52,6 +53,15 @@ class NodeSucceeded(_Payload):
     attempt: int
     output: Any = None
     duration_ms: float | None = None
+
+
+class AICallRecorded(_Payload, AICall):
+    """A model answered an attempt of an ``ai`` node: recorded before the run moves on, so a restart or a
+    replay uses this answer and never pays for the call again."""
+
+    node_id: str
+    attempt: int
+    workflow: str | None = None
 
 
 class NodeFailed(_Payload):
@@ -120,6 +130,7 @@ EVENT_TYPES: dict[str, type[_Payload]] = {
         RunRejected,
         NodeScheduled,
         NodeSucceeded,
+        AICallRecorded,
         NodeFailed,
         NodeRetrying,
         NodeSkipped,

@@ -11,11 +11,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.ai import UsageTotals
 from schemas.definition import WorkflowDefinition
 from schemas.envelope import Envelope
 from schemas.errors import ErrorInfo
 from schemas.events import (
     EVENT_TYPES,
+    AICallRecorded,
     NodeFailed,
     NodeRetrying,
     NodeScheduled,
@@ -83,6 +85,7 @@ class RunState(BaseModel):
     signals: dict[str, Any] = Field(default_factory=dict)
     outputs: dict[str, Any] | None = None
     error: ErrorInfo | None = None
+    usage: UsageTotals = Field(default_factory=UsageTotals)
     correlation_id: str | None = None
     started_at: datetime | None = None
     ended_at: datetime | None = None
@@ -109,6 +112,7 @@ def run_view(state: RunState) -> dict[str, Any]:
             for node_id, node in state.nodes.items()
         },
         "error": state.error.model_dump(mode="json") if state.error else None,
+        "usage": state.usage.model_dump(mode="json"),
     }
 
 
@@ -219,6 +223,8 @@ def apply(state: RunState, event: Envelope, payload: Payload) -> RunState:
                         fire_at=payload.until,
                     )
                 )
+        case AICallRecorded():
+            update["usage"] = state.usage.add(payload.usage, payload.cost_usd)
         case SignalReceived():
             update["signals"] = {**state.signals, payload.node_id: payload.data}
         case RunSucceeded():

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from schemas.ai import AICall
 from schemas.errors import ErrorInfo
 
 
@@ -40,6 +41,8 @@ class TaskResult(BaseModel):
     output: Any = None
     error: ErrorInfo | None = None
     duration_ms: float = 0.0
+    #: The answered model call behind this result (ai nodes), even when the answer failed the attempt.
+    call: AICall | None = None
 
 
 class TimerFired(BaseModel):

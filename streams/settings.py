@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -31,6 +32,13 @@ class Settings(BaseSettings):
     processing_guarantee: Guarantee = "exactly_once"
     commit_interval_s: float = Field(default=0.1, gt=0, description="bounds per-step latency under exactly-once")
     http_concurrency: int = Field(default=32, ge=1)
+    ai_concurrency: int = Field(default=16, ge=1, description="AI calls in flight per worker")
+    ai_timeout_s: float = Field(default=120.0, gt=0, description="per AI call, when the node sets no timeout")
+    bedrock_region: str | None = Field(default=None, description="else AWS_REGION / the AWS profile's region")
+    bedrock_profile: str | None = Field(default=None, description="an AWS profile name; else the default chain")
+    bedrock_endpoint_url: str | None = Field(default=None, description="else AWS_ENDPOINT_URL_BEDROCK_RUNTIME")
+    budgets_file: Path | None = Field(default=None, description="YAML of token and cost budgets")
+    pricing_file: Path | None = Field(default=None, description="a pricing table to use instead of awe's")
     timer_tick_s: float = Field(default=0.05, gt=0)
     worker_web_port: int | None = None
     session_timeout_s: float = 10.0

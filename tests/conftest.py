@@ -9,7 +9,8 @@ import pytest
 
 from streams.admin import ensure_topics
 from streams.settings import Settings
-from tests.harness import Engine, FlakyServer, WorkerProcess, session_broker, unique_settings
+from tests.harness import AiServers, Engine, FlakyServer, WorkerProcess, session_broker, unique_settings
+from tests.loopback import AnthropicServer, BedrockServer, OpenAIServer
 
 
 @pytest.fixture(scope="session")
@@ -65,3 +66,45 @@ def http_server() -> Iterator[FlakyServer]:
     server = FlakyServer()
     yield server
     server.close()
+
+
+@pytest.fixture(scope="session")
+def ai_servers() -> Iterator[AiServers]:
+    """Loopback servers speaking OpenAI's, Anthropic's and Bedrock's wire protocols."""
+    servers = AiServers()
+    yield servers
+    servers.close()
+
+
+@pytest.fixture(scope="module")
+def ai_engine(
+    kafka_bootstrap: str, ai_servers: AiServers, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Engine]:
+    """Unique topics and one worker whose AI providers point at the loopback servers."""
+    settings = unique_settings(kafka_bootstrap)
+    ensure_topics(settings)
+    eng = Engine(settings, tmp_path_factory.mktemp("ai-workers"), env=ai_servers.env())
+    eng.start_worker()
+    yield eng
+    eng.close()
+
+
+@pytest.fixture
+def openai_server() -> Iterator[OpenAIServer]:
+    """A fresh loopback OpenAI server of the test's own."""
+    with OpenAIServer() as server:
+        yield server
+
+
+@pytest.fixture
+def anthropic_server() -> Iterator[AnthropicServer]:
+    """A fresh loopback Anthropic server of the test's own."""
+    with AnthropicServer() as server:
+        yield server
+
+
+@pytest.fixture
+def bedrock_server() -> Iterator[BedrockServer]:
+    """A fresh loopback Bedrock server of the test's own."""
+    with BedrockServer() as server:
+        yield server

@@ -103,14 +103,14 @@ def settings_env(settings: Settings) -> dict[str, str]:
 class WorkerProcess:
     """``awe worker`` in a child process, with its output kept for the test's report."""
 
-    def __init__(self, settings: Settings, log_dir: Path) -> None:
+    def __init__(self, settings: Settings, log_dir: Path, env: Mapping[str, str] | None = None) -> None:
         self.settings = settings
         self.log_path = log_dir / f"worker-{uuid.uuid4().hex[:6]}.log"
         self._log = self.log_path.open("w")
         self.ready = threading.Event()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "awe", "worker", "--loglevel", "info"],
-            env=settings_env(self.settings),
+            env={**settings_env(self.settings), **(env or {})},
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -168,19 +168,20 @@ def wait_until(predicate: object, timeout: float = 30.0, interval: float = 0.05)
 class Engine:
     """One set of unique topics with one worker, and the calls a test needs to drive runs through it."""
 
-    def __init__(self, settings: Settings, log_dir: Path) -> None:
+    def __init__(self, settings: Settings, log_dir: Path, env: Mapping[str, str] | None = None) -> None:
         from streams.client import CommandClient
         from streams.registry import DefinitionRegistry
 
         self.settings = settings
         self.log_dir = log_dir
+        self.env = dict(env or {})
         self.client = CommandClient(settings)
         self.registry = DefinitionRegistry(settings)
         self.workers: list[WorkerProcess] = []
 
     def start_worker(self, wait: bool = True) -> WorkerProcess:
         """Start one more worker process."""
-        worker = WorkerProcess(self.settings, self.log_dir)
+        worker = WorkerProcess(self.settings, self.log_dir, self.env)
         self.workers.append(worker)
         if wait:
             worker.wait_ready()
@@ -341,3 +342,37 @@ def read_topic(settings: Settings, topic: str, timeout: float = 10.0) -> list[tu
         return out
     finally:
         consumer.close()
+
+
+class AiServers:
+    """Loopback OpenAI, Anthropic and Bedrock servers, and the environment that points a worker at them."""
+
+    def __init__(self) -> None:
+        from tests.loopback import AnthropicServer, BedrockServer, OpenAIServer
+
+        self.openai = OpenAIServer().start()
+        self.anthropic = AnthropicServer().start()
+        self.bedrock = BedrockServer().start()
+
+    def env(self) -> dict[str, str]:
+        """Credentials and endpoints, as a user would set them for the real services."""
+        return {
+            "OPENAI_API_KEY": "sk-loopback",
+            "OPENAI_BASE_URL": self.openai.base_url,
+            "ANTHROPIC_API_KEY": "sk-ant-loopback",
+            "ANTHROPIC_BASE_URL": self.anthropic.base_url,
+            "AWS_ACCESS_KEY_ID": "AKIDLOOPBACK",
+            "AWS_SECRET_ACCESS_KEY": "loopback",
+            "AWE_BEDROCK_REGION": "us-east-1",
+            "AWE_BEDROCK_ENDPOINT_URL": self.bedrock.url,
+        }
+
+    def reset(self) -> None:
+        """Forget scripts and recorded requests."""
+        for server in (self.openai, self.anthropic, self.bedrock):
+            server.reset()
+
+    def close(self) -> None:
+        """Stop the servers."""
+        for server in (self.openai, self.anthropic, self.bedrock):
+            server.stop()

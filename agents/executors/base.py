@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import faust
@@ -18,6 +19,7 @@ from faust.types import EventT, StreamT
 from pydantic import ValidationError
 
 from agents.exceptions import ExecutionError
+from schemas.ai import AICall
 from schemas.errors import ErrorInfo
 from schemas.tasks import Task, TaskResult
 from streams.app import raw_topic
@@ -28,6 +30,15 @@ from streams.topics import Catalog, Role
 from streams.writer import PartitionWriter
 
 Handler = Callable[[Task], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a handler returns when more than the node's output must reach the log (an answered AI call)."""
+
+    output: Any
+    call: AICall | None = None
+
 
 log = logging.getLogger("awe.executor")
 
@@ -83,7 +94,10 @@ class Executor:
         started = time.perf_counter()
         try:
             output = await self.handler(task)
-            result = _result(task, started, ok=True, output=output)
+            if isinstance(output, Outcome):
+                result = _result(task, started, ok=True, output=output.output, call=output.call)
+            else:
+                result = _result(task, started, ok=True, output=output)
         except ExecutionError as err:
             error = ErrorInfo(
                 code=err.code,
@@ -92,7 +106,7 @@ class Executor:
                 retry_after=err.retry_after,
                 detail=err.detail,
             )
-            result = _result(task, started, ok=False, error=error)
+            result = _result(task, started, ok=False, error=error, call=err.call)
         except Exception as err:  # a bug in a handler fails the node, never the worker
             log.exception("executor %s crashed on task %s", self.kind, task.task_id)
             error = ErrorInfo(code="executor_error", message=f"{type(err).__name__}: {err}", retryable=False)
@@ -106,7 +120,15 @@ class Executor:
         )
 
 
-def _result(task: Task, started: float, *, ok: bool, output: Any = None, error: ErrorInfo | None = None) -> TaskResult:
+def _result(
+    task: Task,
+    started: float,
+    *,
+    ok: bool,
+    output: Any = None,
+    error: ErrorInfo | None = None,
+    call: AICall | None = None,
+) -> TaskResult:
     return TaskResult(
         task_id=task.task_id,
         run_id=task.run_id,
@@ -117,4 +139,5 @@ def _result(task: Task, started: float, *, ok: bool, output: Any = None, error: 
         output=output,
         error=error,
         duration_ms=(time.perf_counter() - started) * 1000,
+        call=call,
     )

@@ -157,7 +157,7 @@ def test_top_level_field_problems(change: dict[str, Any], path: str, fragment: s
         (
             {"kind": "fetch"},
             "nodes.n.kind",
-            "unknown kind 'fetch'; known kinds: transform, map, http, sleep, approval",
+            "unknown kind 'fetch'; known kinds: transform, map, http, ai, sleep, approval",
         ),
         ({"output": 1}, "nodes.n.kind", "missing kind; known kinds: transform"),
         ({"kind": "sleep"}, "nodes.n.duration", "missing required field"),

@@ -1,0 +1,1 @@
+"""AI providers behind one interface (OpenAI, Anthropic, AWS Bedrock, and echo), pricing and budgets."""

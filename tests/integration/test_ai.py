@@ -1,0 +1,300 @@
+"""AI nodes end to end: a real worker on a real broker calls the providers' official SDKs, which talk to
+loopback servers speaking each provider's wire protocol."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from schemas.envelope import Envelope
+from streams.admin import ensure_topics
+from streams.topics import Catalog, Role
+from tests.harness import AiServers, Engine, read_topic, unique_settings, wait_until
+from tests.loopback import Reply
+
+
+def _name() -> str:
+    return f"ai-{uuid.uuid4().hex[:8]}"
+
+
+def _ai(provider: str, model: str, prompt: str, **fields: Any) -> dict[str, Any]:
+    return {"kind": "ai", "provider": provider, "model": model, "prompt": prompt, **fields}
+
+
+def _recorded(events: list[Envelope]) -> list[dict[str, Any]]:
+    return [e.payload for e in events if e.type == "AICallRecorded"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh(ai_servers: AiServers) -> None:
+    ai_servers.reset()
+
+
+def test_a_chain_of_three_providers_streams_tokens_and_records_tokens_and_cost(
+    ai_engine: Engine, ai_servers: AiServers
+) -> None:
+    ai_servers.openai.plan("gpt-4o-mini", Reply.ok("Tickets look calm today.", input_tokens=40, output_tokens=5))
+    ai_servers.anthropic.plan("claude-haiku-4-5", Reply.ok("Calm tickets, fine.", input_tokens=30, output_tokens=4))
+    wf = {
+        "name": _name(),
+        "inputs": {"topic": {"type": "string", "required": True}},
+        "nodes": {
+            "draft": _ai("openai", "gpt-4o-mini", "Write about {{ inputs.topic }}", system="Be brief"),
+            "edit": _ai(
+                "anthropic", "claude-haiku-4-5", "Shorten: {{ nodes.draft.output.text }}", depends_on=["draft"]
+            ),
+            "check": _ai(
+                "bedrock",
+                "amazon.nova-lite-v1:0",
+                "Rate: {{ nodes.edit.output.text }}",
+                stream=False,
+                depends_on=["edit"],
+            ),
+        },
+        "outputs": {"final": "{{ nodes.edit.output.text }}", "cost": "{{ nodes.draft.output.cost_usd }}"},
+    }
+    ai_engine.apply(wf)
+    state = ai_engine.run(wf["name"], {"topic": "tickets"})
+    assert state.status == "succeeded", state.error
+    assert state.outputs is not None and state.outputs["final"] == "Calm tickets, fine."
+
+    # What each provider received is what the templates rendered.
+    (draft_request,) = ai_servers.openai.requests
+    assert draft_request.stream and "Write about tickets" in str(draft_request.body)
+    (edit_request,) = ai_servers.anthropic.requests
+    assert "Shorten: Tickets look calm today." in str(edit_request.body)
+    (check_request,) = ai_servers.bedrock.requests
+    assert not check_request.stream and "converse" in check_request.path
+
+    events = ai_engine.events(state.run_id)
+    calls = {c["node_id"]: c for c in _recorded(events)}
+    assert set(calls) == {"draft", "edit", "check"}
+    draft = calls["draft"]
+    assert (draft["provider"], draft["model"], draft["answer"]) == ("openai", "gpt-4o-mini", "Tickets look calm today.")
+    assert draft["usage"] == {"input_tokens": 40, "output_tokens": 5, "cached_tokens": 0}
+    assert draft["cost_usd"] == pytest.approx((40 * 0.15 + 5 * 0.60) / 1_000_000)
+    assert draft["request"]["system"] == "Be brief" and draft["streamed"] and draft["deltas"] == 4
+    assert calls["edit"]["cost_usd"] == pytest.approx((30 * 1.0 + 4 * 5.0) / 1_000_000)
+    assert calls["check"]["cost_usd"] is not None and not calls["check"]["streamed"]
+    # Each answer is recorded before its node succeeds.
+    order = [(e.type, e.payload.get("node_id")) for e in events]
+    for node in ("draft", "edit", "check"):
+        assert order.index(("AICallRecorded", node)) + 1 == order.index(("NodeSucceeded", node))
+    assert state.usage.calls == 3
+
+    # Token deltas of the streamed calls are on awe.tokens, keyed by run, in order, joining to the answers.
+    topic = Catalog(ai_engine.settings).name(Role.TOKENS)
+    deltas = [orjson.loads(v) for k, v in read_topic(ai_engine.settings, topic) if k == state.run_id.encode() and v]
+    by_node: dict[str, list[dict[str, Any]]] = {}
+    for delta in deltas:
+        by_node.setdefault(delta["node_id"], []).append(delta)
+    assert set(by_node) == {"draft", "edit"}
+    for node, answer in (("draft", "Tickets look calm today."), ("edit", "Calm tickets, fine.")):
+        pieces = sorted(by_node[node], key=lambda d: d["index"])
+        assert [d["index"] for d in pieces] == list(range(len(pieces)))
+        assert "".join(d["text"] for d in pieces) == answer
+        assert all(d["attempt"] == 1 and d["run_id"] == state.run_id for d in pieces)
+
+
+def test_a_rate_limit_is_retried_after_the_providers_retry_after(ai_engine: Engine, ai_servers: AiServers) -> None:
+    ai_servers.openai.plan("gpt-4o-mini", Reply.error(429, "Rate limit reached", retry_after=1), Reply.ok("done"))
+    wf = {
+        "name": _name(),
+        "nodes": {"a": _ai("openai", "gpt-4o-mini", "hi", retry={"max_attempts": 3, "initial_delay": "50ms"})},
+    }
+    ai_engine.apply(wf)
+    state = ai_engine.run(wf["name"])
+    assert state.status == "succeeded"
+    events = ai_engine.events(state.run_id)
+    (retrying,) = [e for e in events if e.type == "NodeRetrying"]
+    assert retrying.payload["error"]["code"] == "rate_limited"
+    assert "Rate limit reached" in retrying.payload["error"]["message"]
+    assert retrying.payload["retry_at"] - retrying.time.timestamp() >= 1.0
+    assert ai_servers.openai.count("gpt-4o-mini") == 2
+    assert len(_recorded(events)) == 1
+
+
+def test_a_server_error_falls_back_to_the_next_provider(ai_engine: Engine, ai_servers: AiServers) -> None:
+    ai_servers.openai.plan("gpt-4o", Reply.error(500, "The server had an error"))
+    ai_servers.anthropic.plan("claude-sonnet-4-5", Reply.ok("from the fallback"))
+    wf = {
+        "name": _name(),
+        "nodes": {
+            "a": _ai(
+                "openai",
+                "gpt-4o",
+                "hi",
+                retry={"max_attempts": 1},
+                fallback=[{"provider": "anthropic", "model": "claude-sonnet-4-5"}],
+            )
+        },
+    }
+    ai_engine.apply(wf)
+    state = ai_engine.run(wf["name"])
+    assert state.status == "succeeded"
+    assert state.nodes["a"].output["text"] == "from the fallback"
+    assert state.nodes["a"].attempts == 2
+    (call,) = _recorded(ai_engine.events(state.run_id))
+    assert (call["provider"], call["model"], call["attempt"]) == ("anthropic", "claude-sonnet-4-5", 2)
+
+
+def test_a_bad_key_fails_at_once_without_retry(ai_engine: Engine, ai_servers: AiServers) -> None:
+    ai_servers.anthropic.plan("claude-haiku-4-5", Reply.error(401, "invalid x-api-key"))
+    wf = {"name": _name(), "nodes": {"a": _ai("anthropic", "claude-haiku-4-5", "hi")}}
+    ai_engine.apply(wf)
+    state = ai_engine.run(wf["name"])
+    assert state.status == "failed"
+    error = state.nodes["a"].error
+    assert error is not None and (error.code, error.retryable) == ("authentication", False)
+    assert "invalid x-api-key" in error.message
+    assert ai_servers.anthropic.count() == 1
+
+
+def test_an_answer_that_fails_its_schema_is_recorded_and_retried(ai_engine: Engine, ai_servers: AiServers) -> None:
+    schema = {"type": "object", "required": ["label"], "properties": {"label": {"enum": ["urgent", "normal"]}}}
+    ai_servers.bedrock.plan(
+        "amazon.nova-pro-v1:0", Reply.ok('{"label": "maybe"}'), Reply.ok("not json"), Reply.ok('{"label": "urgent"}')
+    )
+    wf = {
+        "name": _name(),
+        "nodes": {
+            "a": _ai(
+                "bedrock",
+                "amazon.nova-pro-v1:0",
+                "classify",
+                response={"format": "json", "schema": schema},
+                retry={"max_attempts": 3, "initial_delay": "50ms"},
+            )
+        },
+    }
+    ai_engine.apply(wf)
+    state = ai_engine.run(wf["name"])
+    assert state.status == "succeeded"
+    assert state.nodes["a"].output["json"] == {"label": "urgent"}
+    events = ai_engine.events(state.run_id)
+    codes = [e.payload["error"]["code"] for e in events if e.type == "NodeRetrying"]
+    assert codes == ["schema_mismatch", "invalid_json"]
+    assert len(_recorded(events)) == 3  # every answer was paid for, so every answer is on the log
+    assert state.usage.calls == 3
+
+
+def test_a_call_that_does_not_answer_in_time_is_retried(ai_engine: Engine, ai_servers: AiServers) -> None:
+    ai_servers.openai.plan("gpt-4.1-mini", Reply.slow(4), Reply.ok("in time"))
+    wf = {
+        "name": _name(),
+        "nodes": {
+            "a": _ai("openai", "gpt-4.1-mini", "hi", timeout="1s", retry={"max_attempts": 2, "initial_delay": "50ms"})
+        },
+    }
+    ai_engine.apply(wf)
+    state = ai_engine.run(wf["name"])
+    assert state.status == "succeeded"
+    (retrying,) = [e for e in ai_engine.events(state.run_id) if e.type == "NodeRetrying"]
+    assert retrying.payload["error"]["code"] == "timeout"
+
+
+def test_missing_credentials_fail_the_node_at_once_naming_the_variable(
+    kafka_bootstrap: str, ai_servers: AiServers, tmp_path: Path
+) -> None:
+    settings = unique_settings(kafka_bootstrap)
+    ensure_topics(settings)
+    env = {k: v for k, v in ai_servers.env().items() if k != "OPENAI_API_KEY"}
+    engine = Engine(settings, tmp_path, env={**env, "OPENAI_API_KEY": ""})
+    try:
+        engine.start_worker()
+        wf = {"name": _name(), "nodes": {"a": _ai("openai", "gpt-4o-mini", "hi")}}
+        engine.apply(wf)
+        state = engine.run(wf["name"])
+        assert state.status == "failed"
+        error = state.nodes["a"].error
+        assert error is not None and (error.code, error.retryable) == ("missing_credentials", False)
+        assert "OPENAI_API_KEY" in error.message
+        assert state.nodes["a"].attempts == 1
+        assert ai_servers.openai.count() == 0
+    finally:
+        engine.close()
+
+
+def test_budgets_stop_calls_once_spent(kafka_bootstrap: str, ai_servers: AiServers, tmp_path: Path) -> None:
+    budgets = tmp_path / "budgets.yaml"
+    budgets.write_text(
+        "tenants:\n  default: {per_run: {tokens: 50}}\nworkflows:\n  capped: {per_day: {cost_usd: 0.00002}}\n"
+    )
+    settings = unique_settings(kafka_bootstrap, budgets_file=budgets)
+    ensure_topics(settings)
+    engine = Engine(settings, tmp_path, env=ai_servers.env())
+    try:
+        engine.start_worker()
+        # Per run: the first call spends 60 tokens, so the second finds the run's 50 spent.
+        ai_servers.openai.plan("gpt-4o-mini", Reply.ok("ok", input_tokens=40, output_tokens=20))
+        wf = {
+            "name": _name(),
+            "nodes": {
+                "a": _ai("openai", "gpt-4o-mini", "first"),
+                "b": _ai("openai", "gpt-4o-mini", "second", depends_on=["a"]),
+            },
+        }
+        engine.apply(wf)
+        state = engine.run(wf["name"])
+        assert state.status == "failed"
+        error = state.nodes["b"].error
+        assert error is not None and (error.code, error.retryable) == ("budget_exceeded", False)
+        assert "tenant default per run" in error.message
+        assert state.nodes["b"].attempts == 1
+        assert ai_servers.openai.count() == 1
+        failed = [e for e in engine.events(state.run_id) if e.type == "NodeFailed"]
+        assert failed[0].payload["error"]["code"] == "budget_exceeded"
+
+        # Per day, across runs: the workflow's daily cost is spent by its first run; the second is refused.
+        capped = {"name": "capped", "nodes": {"a": _ai("openai", "gpt-4o", "hi")}}
+        ai_servers.openai.plan("gpt-4o", Reply.ok("ok", input_tokens=10, output_tokens=1))
+        engine.apply(capped)
+        assert engine.run("capped").status == "succeeded"
+        refused = engine.run("capped")
+        assert refused.status == "failed"
+        error = refused.nodes["a"].error
+        assert error is not None and error.code == "budget_exceeded" and "workflow capped today" in error.message
+        assert ai_servers.openai.count("gpt-4o") == 1
+    finally:
+        engine.close()
+
+
+def test_a_worker_killed_after_the_answer_is_recorded_never_calls_the_provider_again(
+    kafka_bootstrap: str, ai_servers: AiServers, tmp_path: Path
+) -> None:
+    settings = unique_settings(kafka_bootstrap)
+    ensure_topics(settings)
+    engine = Engine(settings, tmp_path, env=ai_servers.env())
+    try:
+        worker = engine.start_worker()
+        wf = {
+            "name": _name(),
+            "nodes": {
+                "ask": _ai("anthropic", "claude-sonnet-4-5", "once only"),
+                "review": {"kind": "approval", "depends_on": ["ask"]},
+            },
+        }
+        engine.apply(wf)
+        run_id, offset = engine.start(wf["name"])
+        seen: list[Envelope] = []
+
+        def recorded() -> bool:
+            seen[:] = engine.events(run_id)
+            return any(e.type == "AICallRecorded" for e in seen)
+
+        wait_until(recorded, timeout=30)
+        worker.kill()
+        engine.start_worker()
+        engine.client.signal(run_id, "review", {"approve": True})
+        state = engine.wait(run_id, offset, timeout=60)
+        assert state.status == "succeeded"
+        assert ai_servers.anthropic.count("claude-sonnet-4-5") == 1
+        events = engine.events(run_id)
+        assert [e.seq for e in events] == list(range(1, len(events) + 1))
+        assert len(_recorded(events)) == 1
+    finally:
+        engine.close()
