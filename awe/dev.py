@@ -35,9 +35,30 @@ DEMO_TICKETS = [
 ]
 
 
-def _demo_inputs(example: str, webhook: str) -> dict[str, Any]:
+#: The model the demo uses when a provider's key is set, in order of preference.
+REAL_MODELS = (("OPENAI_API_KEY", "openai", "gpt-4o-mini"), ("ANTHROPIC_API_KEY", "anthropic", "claude-haiku-4-5"))
+
+
+def demo_model(environ: dict[str, str]) -> tuple[str, str, str]:
+    """The provider and model the demo's AI node uses, and a sentence saying why."""
+    for variable, provider, model in REAL_MODELS:
+        if environ.get(variable):
+            return provider, model, f"AI provider: {provider} {model} ({variable} is set)"
+    return (
+        "echo",
+        "echo-1",
+        (
+            "AI provider: echo (simulated answers, marked as such on the log); set OPENAI_API_KEY or "
+            "ANTHROPIC_API_KEY to use a real model"
+        ),
+    )
+
+
+def _demo_inputs(example: str, webhook: str, console: Console) -> dict[str, Any]:
     if example == "triage":
-        return {"tickets": DEMO_TICKETS, "webhook": webhook}
+        provider, model, why = demo_model(dict(os.environ))
+        console.print(why, highlight=False)
+        return {"tickets": DEMO_TICKETS, "webhook": webhook, "ai_provider": provider, "ai_model": model}
     return {"name": "awe"}
 
 
@@ -100,7 +121,7 @@ def _demo_run(settings: Settings, example: str, console: Console) -> RunState:
         run_id = f"demo-{int(time.time())}"
         with RunReader(settings) as reader:
             offset = reader.end_offset(run_id)
-        client.start(example, _demo_inputs(example, sink.url), run_id=run_id)
+        client.start(example, _demo_inputs(example, sink.url, console), run_id=run_id)
         console.print(f"started run {run_id} of {example}; its events, live:", highlight=False)
 
         def on_event(envelope: Envelope, state: RunState) -> None:

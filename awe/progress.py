@@ -17,6 +17,7 @@ _STYLES = {
     "NodeRetrying": "yellow",
     "NodeSkipped": "dim",
     "RunWaiting": "cyan",
+    "AICallRecorded": "magenta",
 }
 
 
@@ -45,6 +46,8 @@ class EventPrinter:
             detail = f"{p['code']}: {p['message']}"
         elif envelope.type == "RunStarted":
             detail = f"{p['workflow']} v{p['version']}"
+        elif envelope.type == "AICallRecorded":
+            detail = _call_summary(p)
         style = _STYLES.get(envelope.type, "")
         where = f" [bold]{node}[/bold]" if node else ""
         self.console.print(
@@ -53,3 +56,14 @@ class EventPrinter:
             else f"{envelope.seq:>4} {envelope.type}{where} {detail}".rstrip(),
             highlight=False,
         )
+
+
+def _call_summary(call: dict[str, object]) -> str:
+    usage = call.get("usage")
+    tokens = f"{usage['input_tokens']} in / {usage['output_tokens']} out tokens" if isinstance(usage, dict) else ""
+    cost = call.get("cost_usd")
+    price = f"${cost:.6f}" if isinstance(cost, int | float) else "cost unknown"
+    simulated = ", simulated" if call.get("simulated") else ""
+    answer = str(call.get("answer", ""))
+    preview = answer if len(answer) <= 70 else answer[:67] + "..."
+    return f"{call.get('provider')} {call.get('model')}: {tokens}, {price}{simulated}: {preview!r}"

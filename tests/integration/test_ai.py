@@ -298,3 +298,26 @@ def test_a_worker_killed_after_the_answer_is_recorded_never_calls_the_provider_a
         assert len(_recorded(events)) == 1
     finally:
         engine.close()
+
+
+def test_the_ai_chain_example_runs_against_servers_that_speak_the_providers_protocols(
+    ai_engine: Engine, ai_servers: AiServers
+) -> None:
+    from schemas.validation import load_definition_text
+    from tests.harness import REPO
+
+    example = load_definition_text((REPO / "examples" / "ai-chain.yaml").read_text())
+    ai_servers.anthropic.plan("claude-haiku-4-5", Reply.ok('{"verdict": "ok", "reason": "clear"}'))
+    ai_engine.apply(example)
+    state = ai_engine.run("ai-chain", {"topic": "release notes"})
+    assert state.status == "succeeded", state.error
+    assert state.outputs is not None
+    assert state.outputs["note"] == "echo: Write three sentences about release notes."
+    assert state.outputs["verdict"] == "ok"
+    calls = _recorded(ai_engine.events(state.run_id))
+    assert [(c["provider"], c["model"]) for c in calls] == [
+        ("openai", "gpt-4o-mini"),
+        ("anthropic", "claude-haiku-4-5"),
+    ]
+    assert all(c["usage"]["input_tokens"] > 0 and c["cost_usd"] > 0 for c in calls)
+    assert state.outputs["cost_usd"] == pytest.approx(sum(c["cost_usd"] for c in calls))
