@@ -77,7 +77,9 @@ class _Step:
     def __init__(self, state: RunState, inbound: Inbound) -> None:
         self.state = state
         self.inbound = inbound
-        self.now = inbound.now
+        # The clock at the log's resolution (events carry microseconds), so that a replay, which only has
+        # the log, computes the very same deadlines.
+        self.now = round(inbound.now, 6)
         self.events: list[Envelope] = []
         self.tasks: list[Task] = []
         self.timers: list[Timer] = []

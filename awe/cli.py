@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import orjson
 import typer
-from rich.console import Console
 
+from awe import cli_store
+from awe.cli_common import EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, err, out
+from awe.cli_common import fail as _fail
+from awe.cli_common import json_line as _json_line
+from awe.cli_common import settings as _settings
 from awe.cli_kafka import app as kafka_app
 from awe.progress import EventPrinter
 from schemas.commands import new_id
@@ -20,7 +23,6 @@ from streams.admin import ensure_topics
 from streams.client import CommandClient, follow_run
 from streams.reader import RunReader
 from streams.registry import DefinitionRegistry
-from streams.settings import Settings
 
 app = typer.Typer(help="awe: AI workflows on Kafka, every decision on a replayable log.", no_args_is_help=True)
 workflow_app = typer.Typer(help="Register and list workflow definitions.", no_args_is_help=True)
@@ -28,25 +30,9 @@ topics_app = typer.Typer(help="Manage the topics of the catalog.", no_args_is_he
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(workflow_app, name="workflow")
 app.add_typer(topics_app, name="topics")
-
-out = Console()
-err = Console(stderr=True)
-
-EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_TIMEOUT = 0, 1, 2, 3
-
-
-def _settings() -> Settings:
-    return Settings()
-
-
-def _fail(message: str, code: int = EXIT_INVALID) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
-    raise typer.Exit(code)
-
-
-def _json_line(value: Any) -> None:
-    sys.stdout.write(orjson.dumps(value).decode() + "\n")
-    sys.stdout.flush()
+app.command("state")(cli_store.state)
+app.command("replay")(cli_store.replay_run)
+app.command("log")(cli_store.log)
 
 
 @topics_app.command("create")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
@@ -14,6 +15,17 @@ from streams.partitioning import partition_for
 from streams.retry import retry_retriable
 from streams.settings import Settings
 from streams.topics import Catalog, Role
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event with where it is stored."""
+
+    partition: int
+    offset: int
+    envelope: Envelope
+    #: The record's Kafka timestamp in epoch milliseconds (what ``offsets_for_times`` searches).
+    timestamp_ms: int = 0
 
 
 class RunReader:
@@ -61,6 +73,21 @@ class RunReader:
         Without ``follow`` it stops at the partition's current end; with it, it waits for more (up to
         ``timeout`` seconds, forever when None). With ``until_terminal`` it stops after the run's last event.
         """
+        for record in self.records(
+            run_id, from_offset=from_offset, follow=follow, timeout=timeout, until_terminal=until_terminal
+        ):
+            yield record.envelope
+
+    def records(
+        self,
+        run_id: str,
+        *,
+        from_offset: int | None = None,
+        follow: bool = False,
+        timeout: float | None = None,
+        until_terminal: bool = False,
+    ) -> Iterator[StoredEvent]:
+        """As :meth:`events`, with each event's partition and offset."""
         partition = partition_for(run_id, self.settings.partitions)
         start = from_offset if from_offset is not None else OFFSET_BEGINNING
         self._consumer.assign([TopicPartition(self.topic, partition, start)])
@@ -88,7 +115,9 @@ class RunReader:
                     detail={"run_id": run_id, "expected": seq + 1, "got": envelope.seq},
                 )
             seq = envelope.seq
-            yield envelope
+            yield StoredEvent(
+                partition=partition, offset=int(msg.offset() or 0), envelope=envelope, timestamp_ms=msg.timestamp()[1]
+            )
             if until_terminal and envelope.type in TERMINAL_EVENTS:
                 return
 
