@@ -112,7 +112,11 @@ def _inbound(state: RunState, step: list[Envelope]) -> Inbound:
     if first.type == "SignalReceived":
         p = first.payload
         message = SignalRun(
-            run_id=first.run_id, tenant_id=first.tenant_id, node=p["node_id"], data=p["data"], command_id=p["command_id"]
+            run_id=first.run_id,
+            tenant_id=first.tenant_id,
+            node=p["node_id"],
+            data=p["data"],
+            command_id=p["command_id"],
         )
     elif first.type == "RunCancelled":
         message = CancelRun(
