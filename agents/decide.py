@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from agents.messages import Decision, Inbound
-from schemas.commands import CancelRun, SignalRun, StartRun
+from schemas.commands import CancelRun, NoteFork, SignalRun, StartRun
 from schemas.definition import DEFAULT_RETRY, AiNode, MapNode, NodeSpec, TransformNode
 from schemas.envelope import Envelope, event_id_for, timestamp
 from schemas.errors import ErrorInfo
@@ -24,6 +24,7 @@ from schemas.events import (
     Payload,
     RunCancelled,
     RunFailed,
+    RunForked,
     RunRejected,
     RunStarted,
     RunSucceeded,
@@ -46,6 +47,12 @@ def decide(state: RunState, inbound: Inbound) -> Decision:
     message = inbound.message
     if isinstance(message, StartRun):
         step.start(message)
+    elif isinstance(message, NoteFork):
+        # An annotation, not a change: recorded on a finished run too (forks are usually of finished runs).
+        if state.status not in ("pending", "rejected") and message.tenant_id == state.tenant_id:
+            step.emit(
+                RunForked(child_run_id=message.child_run_id, from_node=message.from_node, command_id=message.command_id)
+            )
     elif state.status == "pending" or state.terminal or message.tenant_id != state.tenant_id:
         # Nothing to act on: a late result after the end, a command for a run that never started, or one
         # from another tenant, which must not learn that the run exists.
@@ -122,8 +129,9 @@ class _Step:
         self.state = self.state.model_copy(
             update={"tenant_id": command.tenant_id, "correlation_id": command.correlation_id or command.run_id}
         )
-        definition = self.inbound.definition
-        if definition is None or self.inbound.version is None:
+        definition = command.definition or self.inbound.definition
+        version = command.version if command.definition is not None else self.inbound.version
+        if definition is None or version is None:
             wanted = command.workflow + (f" version {command.version}" if command.version else "")
             self.emit(RunRejected(code="unknown_workflow", message=f"no workflow named {wanted}"))
             return
@@ -132,9 +140,32 @@ class _Step:
         except InputError as err:
             self.emit(RunRejected(code=err.code, message=err.message, problems=err.problems))
             return
+        fork = command.fork
+        if fork is not None:
+            unknown = sorted({fork.from_node, *fork.reused} - set(definition.nodes))
+            if unknown:
+                self.emit(
+                    RunRejected(code="invalid_fork", message=f"the fork names unknown nodes: {', '.join(unknown)}")
+                )
+                return
         self.emit(
-            RunStarted(workflow=definition.name, version=self.inbound.version, definition=definition, inputs=inputs)
+            RunStarted(
+                workflow=definition.name,
+                version=version,
+                definition=definition,
+                inputs=inputs,
+                parent_run_id=fork.parent_run_id if fork else None,
+                forked_from_node=fork.from_node if fork else None,
+            )
         )
+        if fork is not None:
+            for node_id in definition.topological_order():
+                if node_id in fork.reused:
+                    self.emit(
+                        NodeSucceeded(
+                            node_id=node_id, attempt=0, output=fork.reused[node_id], reused_from=fork.parent_run_id
+                        )
+                    )
         self.advance()
 
     def on_result(self, result: TaskResult) -> None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from schemas.commands import CancelRun, SignalRun, StartRun
+from schemas.commands import CancelRun, NoteFork, SignalRun, StartRun
 from schemas.definition import WorkflowDefinition
 from schemas.envelope import Envelope
 from schemas.state import RunState, Timer
 from schemas.tasks import Task, TaskResult, TimerFired
 
-Message = StartRun | CancelRun | SignalRun | TaskResult | TimerFired
+Message = StartRun | CancelRun | SignalRun | NoteFork | TaskResult | TimerFired
 
 
 @dataclass(frozen=True, slots=True)

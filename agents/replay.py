@@ -17,7 +17,7 @@ from typing import Any
 from agents.decide import decide
 from agents.messages import Inbound, Message
 from schemas.ai import AICall
-from schemas.commands import CancelRun, SignalRun, StartRun
+from schemas.commands import CancelRun, ForkOf, NoteFork, SignalRun, StartRun
 from schemas.definition import WorkflowDefinition
 from schemas.envelope import Envelope
 from schemas.errors import ErrorInfo
@@ -98,6 +98,11 @@ def _inbound(state: RunState, step: list[Envelope]) -> Inbound:
     message: Message
     if first.type == "RunStarted":
         p = first.payload
+        definition = WorkflowDefinition.model_validate(p["definition"])
+        fork = None
+        if p.get("parent_run_id"):
+            reused = {e.payload["node_id"]: e.payload.get("output") for e in step if e.payload.get("reused_from")}
+            fork = ForkOf(parent_run_id=p["parent_run_id"], from_node=p["forked_from_node"], reused=reused)
         message = StartRun(
             run_id=first.run_id,
             tenant_id=first.tenant_id,
@@ -106,9 +111,20 @@ def _inbound(state: RunState, step: list[Envelope]) -> Inbound:
             inputs=p["inputs"],
             command_id=cause,
             correlation_id=first.correlation_id,
+            definition=definition if fork else None,
+            fork=fork,
         )
-        definition = WorkflowDefinition.model_validate(p["definition"])
         return Inbound(message=message, now=now, definition=definition, version=p["version"])
+    if first.type == "RunForked":
+        p = first.payload
+        message = NoteFork(
+            run_id=first.run_id,
+            tenant_id=first.tenant_id,
+            child_run_id=p["child_run_id"],
+            from_node=p["from_node"],
+            command_id=p["command_id"],
+        )
+        return Inbound(message=message, now=now)
     if first.type == "SignalReceived":
         p = first.payload
         message = SignalRun(

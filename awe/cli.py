@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import orjson
 import typer
 
-from awe import cli_store
-from awe.cli_common import EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, err, out
+from awe import cli_fork, cli_store
+from awe.cli_common import EXIT_FAILED, err, out
 from awe.cli_common import fail as _fail
 from awe.cli_common import json_line as _json_line
+from awe.cli_common import parse_inputs as _parse_inputs
+from awe.cli_common import report_run as _report
 from awe.cli_common import settings as _settings
 from awe.cli_kafka import app as kafka_app
 from awe.progress import EventPrinter
 from schemas.commands import new_id
 from schemas.exceptions import AweError
-from schemas.state import RunState, fold, run_view
+from schemas.state import fold
 from schemas.validation import load_definition_text, validate_definition
 from streams.admin import ensure_topics
 from streams.client import CommandClient, follow_run
@@ -33,6 +35,8 @@ app.add_typer(topics_app, name="topics")
 app.command("state")(cli_store.state)
 app.command("replay")(cli_store.replay_run)
 app.command("log")(cli_store.log)
+app.command("fork")(cli_fork.fork)
+app.command("diff")(cli_fork.diff)
 
 
 @topics_app.command("create")
@@ -77,27 +81,6 @@ def workflow_list() -> None:
     registry.close()
 
 
-def _parse_inputs(pairs: list[str], inputs_json: str | None) -> dict[str, Any]:
-    inputs: dict[str, Any] = {}
-    if inputs_json:
-        try:
-            loaded = orjson.loads(inputs_json)
-        except orjson.JSONDecodeError as e:
-            _fail(f"--inputs-json is not JSON: {e}")
-        if not isinstance(loaded, dict):
-            _fail("--inputs-json must be a JSON object")
-        inputs.update(loaded)
-    for pair in pairs:
-        name, sep, raw = pair.partition("=")
-        if not sep or not name:
-            _fail(f"--input wants k=v, got {pair!r}")
-        try:
-            inputs[name] = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            inputs[name] = raw
-    return inputs
-
-
 @app.command("run")
 def run(
     name: Annotated[str, typer.Argument(help="workflow name")],
@@ -139,19 +122,6 @@ def run(
         on_event=printer.on_event if printer else None,
     )
     _report(state, as_json)
-
-
-def _report(state: RunState, as_json: bool) -> NoReturn:
-    view = run_view(state)
-    if as_json:
-        _json_line(view)
-    else:
-        out.print_json(data=view)
-    if state.status == "succeeded":
-        raise typer.Exit(EXIT_OK)
-    if state.terminal:
-        raise typer.Exit(EXIT_FAILED)
-    raise typer.Exit(EXIT_TIMEOUT)
 
 
 @app.command("events")

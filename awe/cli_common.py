@@ -9,6 +9,7 @@ import orjson
 import typer
 from rich.console import Console
 
+from schemas.state import RunState, run_view
 from streams.settings import Settings
 
 out = Console()
@@ -32,3 +33,39 @@ def json_line(value: Any) -> None:
     """Print ``value`` as one line of JSON on stdout."""
     sys.stdout.write(orjson.dumps(value).decode() + "\n")
     sys.stdout.flush()
+
+
+def parse_inputs(pairs: list[str], inputs_json: str | None) -> dict[str, Any]:
+    """Inputs from ``--inputs-json`` and ``--input k=v`` pairs (a value is JSON when it parses as JSON)."""
+    inputs: dict[str, Any] = {}
+    if inputs_json:
+        try:
+            loaded = orjson.loads(inputs_json)
+        except orjson.JSONDecodeError as e:
+            fail(f"--inputs-json is not JSON: {e}")
+        if not isinstance(loaded, dict):
+            fail("--inputs-json must be a JSON object")
+        inputs.update(loaded)
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        if not sep or not name:
+            fail(f"--input wants k=v, got {pair!r}")
+        try:
+            inputs[name] = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            inputs[name] = raw
+    return inputs
+
+
+def report_run(state: RunState, as_json: bool) -> NoReturn:
+    """Print a run as ``awe run`` does and exit 0 (succeeded), 1 (failed, cancelled, rejected) or 3 (running)."""
+    view = run_view(state)
+    if as_json:
+        json_line(view)
+    else:
+        out.print_json(data=view)
+    if state.status == "succeeded":
+        raise typer.Exit(EXIT_OK)
+    if state.terminal:
+        raise typer.Exit(EXIT_FAILED)
+    raise typer.Exit(EXIT_TIMEOUT)

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from schemas.definition import WorkflowDefinition
+
 
 def new_id() -> str:
     """A fresh random id for runs and commands (only ever drawn at the edges, never in ``decide``)."""
@@ -22,13 +24,30 @@ class _Command(BaseModel):
     correlation_id: str | None = None
 
 
+class ForkOf(BaseModel):
+    """Where a forked run comes from: its parent, the node it runs again from, and the parent's recorded
+    outputs of the nodes it reuses instead of running them."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    parent_run_id: str = Field(min_length=1, max_length=200)
+    from_node: str
+    reused: dict[str, Any] = Field(default_factory=dict)
+
+
 class StartRun(_Command):
-    """Start a run of a registered workflow; ``version`` defaults to the newest one."""
+    """Start a run of a registered workflow; ``version`` defaults to the newest one.
+
+    A fork (``awe fork``) carries ``fork`` and the definition it runs (the parent's, with any changes),
+    which takes the place of the registered one.
+    """
 
     type: Literal["StartRun"] = "StartRun"
     workflow: str
     version: int | None = Field(default=None, ge=1)
     inputs: dict[str, Any] = Field(default_factory=dict)
+    definition: WorkflowDefinition | None = None
+    fork: ForkOf | None = None
 
 
 class CancelRun(_Command):
@@ -46,5 +65,13 @@ class SignalRun(_Command):
     data: Any = None
 
 
-Command = Annotated[StartRun | CancelRun | SignalRun, Field(discriminator="type")]
-COMMAND_ADAPTER: TypeAdapter[StartRun | CancelRun | SignalRun] = TypeAdapter(Command)
+class NoteFork(_Command):
+    """Record on a run's log that a fork of it started (sent with the fork's StartRun, atomically)."""
+
+    type: Literal["NoteFork"] = "NoteFork"
+    child_run_id: str = Field(min_length=1, max_length=200)
+    from_node: str
+
+
+Command = Annotated[StartRun | CancelRun | SignalRun | NoteFork, Field(discriminator="type")]
+COMMAND_ADAPTER: TypeAdapter[StartRun | CancelRun | SignalRun | NoteFork] = TypeAdapter(Command)

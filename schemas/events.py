@@ -15,6 +15,11 @@ from schemas.errors import ErrorInfo
 from schemas.exceptions import Problem
 
 
+def _is_none(value: Any) -> bool:
+    # Fields added after version 1 are left out when unset, so events that do not use them read as before.
+    return value is None
+
+
 class _Payload(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -26,6 +31,9 @@ class RunStarted(_Payload):
     version: int
     definition: WorkflowDefinition
     inputs: dict[str, Any]
+    #: For a fork: the run it was forked from and the node it runs again from (absent otherwise).
+    parent_run_id: str | None = Field(default=None, exclude_if=_is_none)
+    forked_from_node: str | None = Field(default=None, exclude_if=_is_none)
 
 
 class RunRejected(_Payload):
@@ -53,6 +61,8 @@ class NodeSucceeded(_Payload):
     attempt: int
     output: Any = None
     duration_ms: float | None = None
+    #: Set when a fork took this output from its parent's log instead of running the node (attempt 0).
+    reused_from: str | None = Field(default=None, exclude_if=_is_none)
 
 
 class AICallRecorded(_Payload, AICall):
@@ -117,6 +127,14 @@ class RunFailed(_Payload):
     error: ErrorInfo
 
 
+class RunForked(_Payload):
+    """A fork of this run started: the child run and the node it runs again from."""
+
+    child_run_id: str
+    from_node: str
+    command_id: str
+
+
 class RunCancelled(_Payload):
     """The run was cancelled on request; late results are ignored."""
 
@@ -139,6 +157,7 @@ EVENT_TYPES: dict[str, type[_Payload]] = {
         RunSucceeded,
         RunFailed,
         RunCancelled,
+        RunForked,
     )
 }
 

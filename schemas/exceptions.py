@@ -112,3 +112,9 @@ class TemplateError(AweError):
 
 def _shorten(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class ForkError(AweError):
+    """A fork that cannot be made as asked (unknown node, a change to a reused node, an upstream failure)."""
+
+    code = "invalid_fork"

@@ -26,6 +26,7 @@ from schemas.events import (
     Payload,
     RunCancelled,
     RunFailed,
+    RunForked,
     RunRejected,
     RunStarted,
     RunSucceeded,
@@ -86,6 +87,8 @@ class RunState(BaseModel):
     outputs: dict[str, Any] | None = None
     error: ErrorInfo | None = None
     usage: UsageTotals = Field(default_factory=UsageTotals)
+    parent_run_id: str | None = None
+    forks: list[str] = Field(default_factory=list)
     correlation_id: str | None = None
     started_at: datetime | None = None
     ended_at: datetime | None = None
@@ -163,6 +166,7 @@ def apply(state: RunState, event: Envelope, payload: Payload) -> RunState:
                 "inputs": payload.inputs,
                 "correlation_id": event.correlation_id,
                 "started_at": event.time,
+                "parent_run_id": payload.parent_run_id,
             }
             nodes = {node_id: NodeState() for node_id in payload.definition.nodes}
         case RunRejected():
@@ -223,6 +227,8 @@ def apply(state: RunState, event: Envelope, payload: Payload) -> RunState:
                         fire_at=payload.until,
                     )
                 )
+        case RunForked():
+            update["forks"] = [*state.forks, payload.child_run_id]
         case AICallRecorded():
             update["usage"] = state.usage.add(payload.usage, payload.cost_usd)
         case SignalReceived():

@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from schemas.commands import CancelRun, SignalRun, StartRun, new_id
+from confluent_kafka import Producer
+
+from schemas.commands import CancelRun, ForkOf, NoteFork, SignalRun, StartRun, new_id
+from schemas.definition import WorkflowDefinition
 from schemas.envelope import Envelope
 from schemas.state import RunState, evolve
 from streams.codec import encode
-from streams.producer import RecordProducer
+from streams.producer import RecordProducer, producer_config
 from streams.reader import RunReader
 from streams.settings import Settings
 from streams.topics import Catalog, Role
@@ -49,6 +52,39 @@ class CommandClient:
         """Produce a CancelRun."""
         command = CancelRun(run_id=run_id, tenant_id=self.tenant_id, reason=reason)
         self._send(run_id, encode(command))
+        return command
+
+    def fork(
+        self,
+        parent: RunState,
+        *,
+        from_node: str,
+        definition: WorkflowDefinition,
+        inputs: dict[str, Any],
+        reused: dict[str, Any],
+        run_id: str | None = None,
+    ) -> StartRun:
+        """Start a fork of ``parent`` and note it on the parent's log, both in one Kafka transaction, so
+        neither run's log can mention the other without the other existing."""
+        fork = ForkOf(parent_run_id=parent.run_id, from_node=from_node, reused=reused)
+        command = StartRun(
+            run_id=run_id or new_id(),
+            tenant_id=self.tenant_id,
+            workflow=definition.name,
+            version=parent.version,
+            inputs=inputs,
+            definition=definition,
+            fork=fork,
+        )
+        note = NoteFork(
+            run_id=parent.run_id, tenant_id=self.tenant_id, child_run_id=command.run_id, from_node=from_node
+        )
+        producer = Producer(producer_config(self.settings, **{"transactional.id": f"awe-fork-{new_id()}"}))
+        producer.init_transactions(15)
+        producer.begin_transaction()
+        producer.produce(self.topic, key=command.run_id, value=encode(command))
+        producer.produce(self.topic, key=parent.run_id, value=encode(note))
+        producer.commit_transaction(15)
         return command
 
     def _send(self, run_id: str, value: bytes) -> None:

@@ -321,3 +321,111 @@ def test_the_ai_chain_example_runs_against_servers_that_speak_the_providers_prot
     ]
     assert all(c["usage"]["input_tokens"] > 0 and c["cost_usd"] > 0 for c in calls)
     assert state.outputs["cost_usd"] == pytest.approx(sum(c["cost_usd"] for c in calls))
+
+
+def test_a_fork_reuses_upstream_answers_and_a_diff_shows_what_changed(ai_engine: Engine, ai_servers: AiServers) -> None:
+    from tests.harness import settings_env
+
+    name = _name()
+    wf = {
+        "name": name,
+        "nodes": {
+            "draft": _ai("openai", "gpt-4o-mini", "draft it"),
+            "side": _ai("bedrock", "amazon.nova-lite-v1:0", "unrelated", stream=False),
+            "review": _ai(
+                "anthropic", "claude-haiku-4-5", "review {{ nodes.draft.output.text }}", depends_on=["draft"]
+            ),
+        },
+    }
+    ai_servers.anthropic.plan("claude-haiku-4-5", Reply.ok("looks fine"))
+    ai_engine.apply(wf)
+    parent = ai_engine.run(name)
+    assert parent.status == "succeeded"
+    ai_servers.anthropic.plan("claude-sonnet-4-5", Reply.ok("needs work", input_tokens=50, output_tokens=2))
+
+    def awe(*args: str) -> Any:
+        import subprocess
+        import sys
+
+        from tests.harness import REPO
+
+        done = subprocess.run(
+            [sys.executable, "-m", "awe", *args],
+            env={**settings_env(ai_engine.settings), **ai_servers.env()},
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+        return done
+
+    done = awe(
+        "fork",
+        parent.run_id,
+        "--from-node",
+        "review",
+        "--set",
+        "nodes.review.model=claude-sonnet-4-5",
+        "--wait",
+        "--json",
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    child = orjson.loads(done.stdout.strip().splitlines()[-1])
+    assert child["status"] == "succeeded"
+    assert child["nodes"]["review"]["output"]["text"] == "needs work"
+    assert child["nodes"]["draft"]["output"] == parent.nodes["draft"].output
+    assert child["nodes"]["draft"]["attempts"] == 0  # reused, not run
+    # The upstream and unrelated models were not asked again; the forked node was, with the new model.
+    assert ai_servers.openai.count() == 1 and ai_servers.bedrock.count() == 1
+    assert ai_servers.anthropic.count("claude-sonnet-4-5") == 1
+
+    child_events = ai_engine.events(child["run_id"])
+    started = child_events[0].payload
+    assert (started["parent_run_id"], started["forked_from_node"]) == (parent.run_id, "review")
+    assert started["definition"]["nodes"]["review"]["model"] == "claude-sonnet-4-5"
+    reused = [e.payload["node_id"] for e in child_events if e.payload.get("reused_from") == parent.run_id]
+    assert sorted(reused) == ["draft", "side"]
+    assert [c["node_id"] for c in _recorded(child_events)] == ["review"]  # only the new call is paid for
+    parent_events = ai_engine.events(parent.run_id)
+    assert parent_events[-1].type == "RunForked" and parent_events[-1].payload["child_run_id"] == child["run_id"]
+
+    for run_id in (parent.run_id, child["run_id"]):
+        assert awe("replay", run_id).returncode == 0
+
+    done = awe("diff", parent.run_id, child["run_id"], "--json")
+    assert done.returncode == 0, done.stderr
+    nodes = orjson.loads(done.stdout.strip().splitlines()[-1])["nodes"]
+    assert nodes["draft"]["same_output"] and nodes["draft"]["b"]["reused_from"] == parent.run_id
+    assert not nodes["review"]["same_output"]
+    assert nodes["review"]["b"]["tokens"] == 52 and nodes["review"]["b"]["cost_usd"] == pytest.approx(
+        (50 * 3.0 + 2 * 15.0) / 1_000_000
+    )
+    human = awe("diff", parent.run_id, child["run_id"])
+    assert 'review: succeeded; output {"text":"looks fine"' in human.stdout and "needs work" in human.stdout
+    assert f"draft: succeeded (reused from {parent.run_id}); same output" in human.stdout
+
+
+def test_a_fork_from_a_node_whose_upstream_failed_is_refused(ai_engine: Engine, ai_servers: AiServers) -> None:
+    import subprocess
+    import sys
+
+    from tests.harness import REPO, settings_env
+
+    ai_servers.openai.plan("gpt-4o-mini", Reply.error(401, "bad key"))
+    wf = {
+        "name": _name(),
+        "nodes": {"a": _ai("openai", "gpt-4o-mini", "x"), "b": _ai("openai", "gpt-4o-mini", "y", depends_on=["a"])},
+    }
+    ai_engine.apply(wf)
+    failed = ai_engine.run(wf["name"])
+    assert failed.status == "failed"
+    done = subprocess.run(
+        [sys.executable, "-m", "awe", "fork", failed.run_id, "--from-node", "b"],
+        env=settings_env(ai_engine.settings),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "node a, upstream of b, did not succeed in the parent (failed)" in done.stderr
