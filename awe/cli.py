@@ -16,6 +16,7 @@ from awe.cli_common import parse_inputs as _parse_inputs
 from awe.cli_common import report_run as _report
 from awe.cli_common import settings as _settings
 from awe.cli_kafka import app as kafka_app
+from awe.cli_projections import app as projections_app
 from awe.progress import EventPrinter
 from schemas.commands import new_id
 from schemas.exceptions import AweError
@@ -32,6 +33,7 @@ topics_app = typer.Typer(help="Manage the topics of the catalog.", no_args_is_he
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(workflow_app, name="workflow")
 app.add_typer(topics_app, name="topics")
+app.add_typer(projections_app, name="projections")
 app.command("state")(cli_store.state)
 app.command("replay")(cli_store.replay_run)
 app.command("log")(cli_store.log)

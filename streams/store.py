@@ -17,6 +17,7 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartiti
 from schemas.envelope import Envelope
 from schemas.state import RunState, evolve
 from streams.codec import decode
+from streams.projections import lookup_run
 from streams.reader import RunReader, StoredEvent
 from streams.retry import retry_retriable
 from streams.settings import Settings
@@ -33,7 +34,14 @@ class EventStore:
     def run_events(
         self, run_id: str, *, from_seq: int = 1, to_seq: int | None = None, from_offset: int | None = None
     ) -> list[StoredEvent]:
-        """A run's events with ``from_seq <= seq <= to_seq``, in seq order, with where each is stored."""
+        """A run's events with ``from_seq <= seq <= to_seq``, in seq order, with where each is stored.
+
+        The run index (``awe projections``) says where the run's first event is, so the read starts there;
+        a run the index does not know yet is found by reading its partition from the start.
+        """
+        if from_offset is None:
+            found = lookup_run(self.settings, run_id)
+            from_offset = found[1] if found is not None else None
         out: list[StoredEvent] = []
         with RunReader(self.settings) as reader:
             for record in reader.records(run_id, from_offset=from_offset):

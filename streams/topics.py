@@ -18,6 +18,9 @@ class Role(StrEnum):
     DEFINITIONS = "definitions"
     PLUGINS = "plugins"
     DLQ = "dlq"
+    RUN_INDEX = "index.runs"
+    RUNS = "projections.runs"
+    USAGE = "projections.usage"
 
 
 TASK_KINDS: tuple[str, ...] = ("http", "ai", "wasm")
@@ -70,6 +73,11 @@ class Catalog:
             TopicSpec(self.name(Role.DEFINITIONS), 1, compacted),
             TopicSpec(self.name(Role.PLUGINS), 1, compacted),
             TopicSpec(self.name(Role.DLQ), 1, retained(s.retention_dlq_ms)),
+            # Projections of awe.events, rebuilt from it at will: keyed by run id (on the run's partition
+            # number) and by usage key.
+            TopicSpec(self.name(Role.RUN_INDEX), run_partitions, compacted),
+            TopicSpec(self.name(Role.RUNS), run_partitions, compacted),
+            TopicSpec(self.name(Role.USAGE), 1, compacted),
         ]
         specs += [TopicSpec(self.tasks(kind), run_partitions, retained(s.retention_tasks_ms)) for kind in TASK_KINDS]
         return specs

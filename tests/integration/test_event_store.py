@@ -168,3 +168,32 @@ def test_a_new_definition_version_never_changes_a_run_in_flight(engine: Engine, 
     wait_until(lambda: any(e.type == "RunWaiting" for e in engine.events(run2)), 30)
     engine.client.signal(run2, "wait", {"approve": True})
     assert engine.wait(run2, offset2).outputs == {"made_by": "v2"}
+
+
+def test_projections_rebuilt_from_offset_zero_twice_identically_and_the_index_finds_runs(
+    engine: Engine, http_server: FlakyServer
+) -> None:
+    from streams.projections import lookup_run, read_projection
+    from streams.topics import Role
+
+    wf = _chain(http_server)
+    engine.apply(wf)
+    states = [engine.run(wf["name"]) for _ in range(3)]
+
+    first = _awe(engine, "projections", "rebuild", "--json")
+    assert first.returncode == 0, first.stderr
+    outcome = orjson.loads(first.stdout.strip().splitlines()[-1])
+    assert outcome["events"] >= sum(s.seq for s in states) and outcome["events_per_s"] > 0
+    again = orjson.loads(_awe(engine, "projections", "rebuild", "--json").stdout.strip().splitlines()[-1])
+    assert again["digest"] == outcome["digest"] and again["events"] == outcome["events"]
+
+    runs = read_projection(engine.settings, Role.RUNS)
+    store = EventStore(engine.settings)
+    for state in states:
+        summary = runs[state.run_id]
+        assert (summary["status"], summary["workflow"], summary["version"]) == ("succeeded", wf["name"], 1)
+        assert summary["tenant_id"] == "default" and summary["last_seq"] == state.seq
+        first_event = store.run_events(state.run_id)[0]
+        assert lookup_run(engine.settings, state.run_id) == (first_event.partition, first_event.offset)
+    shown = _awe(engine, "projections", "show", "runs", "--json")
+    assert shown.returncode == 0 and states[0].run_id in shown.stdout
