@@ -19,6 +19,10 @@ def test_create_app_applies_the_fetch_fixes(tmp_path: Path) -> None:
     assert AIOKafkaConsumerThread._create_worker_consumer.__name__ == "_create_worker_consumer_with_short_poll"
     assert FETCH_MAX_WAIT_MS <= 100
     assert Producer.commit_transactions.__name__ == "_commit_transactions_concurrently"
+    from faust.transport.drivers.aiokafka import Consumer
+
+    assert Consumer._commit_handler.fun.__name__ == "_commit_when_idle"
+    assert Consumer.ack.__name__ == "_ack_and_wake_committer"
 
 
 def test_the_table_data_lives_under_the_data_dir(tmp_path: Path) -> None:
