@@ -54,6 +54,7 @@ class Orchestrator:
         self.results = self.catalog.name(Role.RESULTS)
         self.dlq = self.catalog.name(Role.DLQ)
         self.writer = PartitionWriter(app, self.commands_topic)
+        self._changelog_topic: str | None = None
         self.runs = app.Table(
             "runs",
             partitions=settings.partitions,
@@ -65,8 +66,12 @@ class Orchestrator:
         app.on_rebalance_complete.connect(self._on_rebalance_complete)
 
     async def _process(self, stream: StreamT[bytes]) -> None:
-        async for event in stream.events():
-            await self.handle(event)
+        manual: StreamT[bytes] = stream.noack()  # type: ignore[attr-defined]
+        async for event in manual.events():
+            # The record's events, tasks, state and its ack go into one transaction (exactly-once).
+            async with self.writer.step():
+                await self.handle(event)
+                event.ack()
 
     async def handle(self, event: EventT[bytes]) -> None:
         """Process one input record; a record that cannot be read is rejected or dead-lettered."""
@@ -119,10 +124,19 @@ class Orchestrator:
             await write(
                 self.catalog.tasks(task.kind), key, encode(task), partition=partition, source_partition=partition
             )
-        self.runs[key] = state
+        # The table's in-memory value, and its changelog record sent here rather than by Faust's table
+        # (``runs[key] = state``), which queues the record for a background task: that send could land
+        # after this record's ack, in the next transaction, or between two transactions.
+        self.runs.data[key] = state
+        await write(self._changelog(), key, encode(state), partition=partition, source_partition=partition)
         self.wheel.arm(state.run_id, state.tenant_id, decision.timers)
         if state.terminal:
             log.debug("run %s %s", state.run_id, state.status, extra={"run_id": state.run_id})
+
+    def _changelog(self) -> str:
+        if self._changelog_topic is None:
+            self._changelog_topic = self.runs.changelog_topic.get_topic_name()
+        return self._changelog_topic
 
     async def _reject_record(self, event: EventT[bytes], key: str | None, err: InvalidRecordError, now: float) -> None:
         message = event.message

@@ -287,6 +287,7 @@ def main() -> None:
                 kafka_bootstrap=bootstrap,
                 topic_prefix=f"bench{tag}.",
                 app_id=f"awe-bench-{tag}",
+                data_dir=log_dir / "data",
                 partitions=args.partitions,
                 processing_guarantee=guarantee,
                 commit_interval_s=args.commit_interval,

@@ -55,8 +55,13 @@ def create_app(settings: Settings, *, app_id: str | None = None, web_port: int |
     """A Faust app bound to the configured broker with awe's processing guarantee and commit interval."""
     tune_faust_consumer()
     port = web_port if web_port is not None else settings.worker_web_port
+    app_id = app_id or settings.app_id
+    # Faust's default datadir is ``<app_id>-data`` in the working directory; it only mkdirs the last level.
+    datadir = settings.worker_data_dir(app_id)
+    datadir.parent.mkdir(parents=True, exist_ok=True)
     return faust.App(
-        app_id or settings.app_id,
+        app_id,
+        datadir=str(datadir),
         broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
         processing_guarantee=settings.processing_guarantee,
         broker_commit_interval=settings.commit_interval_s,

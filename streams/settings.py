@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -43,6 +44,18 @@ class Settings(BaseSettings):
     worker_web_port: int | None = None
     session_timeout_s: float = 10.0
     log_level: str = "INFO"
+    data_dir: Path | None = Field(
+        default=None, description="where workers keep Faust's local table data; default $AWE_HOME/workers"
+    )
+
+    def worker_data_dir(self, app_id: str) -> Path:
+        """The data directory of one Faust app: never the working directory, where Faust puts it by default."""
+        return (self.data_dir or awe_home() / "workers").expanduser().absolute() / app_id
+
+
+def awe_home() -> Path:
+    """``$AWE_HOME``, or ``~/.cache/awe``: where jars, default data and run state live."""
+    return Path(os.environ.get("AWE_HOME") or Path.home() / ".cache" / "awe").expanduser().absolute()
 
 
 @lru_cache(maxsize=1)

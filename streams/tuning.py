@@ -11,7 +11,12 @@ from typing import Any
 
 from aiokafka.consumer import fetcher as aiokafka_fetcher
 from aiokafka.structs import TopicPartition
+from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import Message
+from mode.services import ServiceTask
+
+from streams.writer import commit_gate
 
 # aiokafka stops fetching from a broker for ``prefetch_backoff`` (100 ms) while any partition led by it
 # still has unconsumed records. Faust drains the buffer from another thread, so on a single broker every
@@ -59,6 +64,68 @@ async def _commit_transactions_concurrently(
     await asyncio.gather(*(commit_one(tid, offsets) for tid, offsets in tid_to_offset_map.items()))
 
 
+# Under exactly-once what a hop writes becomes visible only when its transaction commits. Faust commits on a
+# fixed timer, and every hop of every run is phase-locked to that timer: the executor's answer, written a few
+# ms after a commit, waits for the next one, and so does the orchestrator's next step. An http step (two
+# hops) took two full intervals, ~220 ms at the 100 ms default, while a commit itself takes ~5-10 ms.
+# Committing after every record instead collapses throughput: a commit blocks processing (see
+# ``commit_gate``) and, under load, takes tens of ms. So the worker commits as Kafka Streams would like to:
+# as soon as it goes idle (no acknowledgement for ``COMMIT_QUIET_S``), and otherwise once the oldest
+# uncommitted acknowledgement is ``commit_interval`` old. A lone run's hop then waits for a few ms and one
+# commit; a busy worker commits one batch per interval, as before. Under at-least-once the commit does
+# not gate visibility, and Faust's interval commit stays.
+COMMIT_QUIET_S = 0.003
+
+# Faust's offset bookkeeping now and then refuses to commit an acknowledged offset that follows a
+# transaction marker until it has seen the gap (it then commits on the next try): retry after this long
+# rather than a whole interval later.
+COMMIT_RETRY_S = 0.002
+
+_original_ack = faust_consumer.Consumer.ack
+_original_commit_handler = faust_consumer.Consumer._commit_handler
+
+
+def _ack_and_wake_committer(self: Any, message: Message) -> bool:
+    acked: bool = _original_ack(self, message)
+    if acked:
+        wake: asyncio.Event | None = getattr(self, "_awe_commit_wake", None)
+        if wake is not None:
+            wake.set()
+    return acked
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> bool:
+    try:
+        await asyncio.wait_for(event.wait(), seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
+async def _commit_when_idle(self: Any) -> None:
+    if not self.in_transaction:
+        await _original_commit_handler(self)
+        return
+    wake = self._awe_commit_wake = asyncio.Event()
+    gate = commit_gate(self.app)
+    loop = asyncio.get_running_loop()
+    interval: float = self.commit_interval
+    while not self.should_stop:
+        # The timeout is a safety net: every commit path still runs at least once per interval.
+        await _wait(wake, interval)
+        deadline = loop.time() + interval
+        while loop.time() < deadline:
+            wake.clear()
+            if not await _wait(wake, min(COMMIT_QUIET_S, max(0.0, deadline - loop.time()))):
+                break  # idle: nothing was acknowledged for a moment
+        wake.clear()
+        async with gate:
+            await self.commit()
+        if any(self._acked.values()):
+            await asyncio.sleep(COMMIT_RETRY_S)
+            wake.set()
+
+
 def tune_faust_consumer() -> None:
     """Apply the fixes (idempotent); called before a Faust app is created."""
     defaults = aiokafka_fetcher.Fetcher.__init__.__kwdefaults__
@@ -67,3 +134,5 @@ def tune_faust_consumer() -> None:
     thread_class = faust_aiokafka.AIOKafkaConsumerThread
     thread_class._create_worker_consumer = _create_worker_consumer_with_short_poll  # type: ignore[method-assign]
     faust_aiokafka.Producer.commit_transactions = _commit_transactions_concurrently  # type: ignore[method-assign]
+    faust_consumer.Consumer.ack = _ack_and_wake_committer  # type: ignore[method-assign]
+    faust_consumer.Consumer._commit_handler = ServiceTask(_commit_when_idle)  # type: ignore[method-assign]

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +78,14 @@ def session_broker() -> Iterator[str]:
         launcher.down(port)
 
 
+@cache
+def data_root() -> Path:
+    """One temporary directory for the session's workers' table data, removed when the session ends."""
+    root = Path(tempfile.mkdtemp(prefix="awe-test-data-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    return root
+
+
 def unique_settings(bootstrap: str, **overrides: object) -> Settings:
     """Settings with a topic prefix and app id of their own, so tests never share topics or groups."""
     tag = uuid.uuid4().hex[:8]
@@ -82,6 +93,7 @@ def unique_settings(bootstrap: str, **overrides: object) -> Settings:
         "kafka_bootstrap": bootstrap,
         "topic_prefix": f"t{tag}.",
         "app_id": f"awe-test-{tag}",
+        "data_dir": data_root(),
         "partitions": 3,
         "session_timeout_s": 6.0,
         "commit_interval_s": 0.05,

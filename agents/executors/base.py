@@ -68,13 +68,24 @@ class Executor:
             job.add_done_callback(self._running.discard)
 
     async def _run(self, event: EventT[bytes]) -> None:
+        message = event.message
         try:
-            await self._execute(event)
+            topic, key, value, partition = await self._execute(event)
+        except BaseException:
+            async with self.writer.step():
+                event.ack()
+            raise
         finally:
-            event.ack()
             self._slots.release()
+        # The result and the task's ack go into one transaction (exactly-once).
+        async with self.writer.step():
+            try:
+                await self.writer.send(topic, key, value, partition=partition, source_partition=message.partition)
+            finally:
+                event.ack()
 
-    async def _execute(self, event: EventT[bytes]) -> None:
+    async def _execute(self, event: EventT[bytes]) -> tuple[str, bytes | None, bytes, int]:
+        """Run the task; return the record to send: its result, or a dead letter for an unreadable task."""
         message = event.message
         try:
             task = decode(message.value or b"", Task)
@@ -87,10 +98,7 @@ class Executor:
                 offset=message.offset,
                 value=message.value,
             )
-            await self.writer.send(
-                self.dlq, message.key, encode(letter), partition=0, source_partition=message.partition
-            )
-            return
+            return self.dlq, message.key, encode(letter), 0
         started = time.perf_counter()
         try:
             output = await self.handler(task)
@@ -111,13 +119,7 @@ class Executor:
             log.exception("executor %s crashed on task %s", self.kind, task.task_id)
             error = ErrorInfo(code="executor_error", message=f"{type(err).__name__}: {err}", retryable=False)
             result = _result(task, started, ok=False, error=error)
-        await self.writer.send(
-            self.results,
-            task.run_id.encode(),
-            encode(result),
-            partition=message.partition,
-            source_partition=message.partition,
-        )
+        return self.results, task.run_id.encode(), encode(result), message.partition
 
 
 def _result(

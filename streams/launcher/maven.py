@@ -25,6 +25,7 @@ from streams.launcher.exceptions import (
     MavenMissingError,
 )
 from streams.launcher.procs import file_lock
+from streams.settings import awe_home as awe_home  # re-exported: the launcher and the workers share one home
 
 POM = Path(__file__).with_name("pom.xml")
 LOG4J2_CONFIG = Path(__file__).with_name("log4j2.xml")
@@ -33,11 +34,6 @@ MAVEN_TIMEOUT_S = 900.0
 _MARKER = ".awe-complete"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _JAVA_VERSION = re.compile(r'version "(\d+)(?:\.(\d+))?')
-
-
-def awe_home() -> Path:
-    """``$AWE_HOME``, or ``~/.cache/awe``: where jars, default data and run state live."""
-    return Path(os.environ.get("AWE_HOME") or Path.home() / ".cache" / "awe").expanduser().absolute()
 
 
 @cache
