@@ -35,6 +35,7 @@ from schemas.exceptions import InputError, TemplateError
 from schemas.state import ENDED_NODE, RunState, Timer, apply
 from schemas.tasks import Task, TaskResult, TimerFired
 from schemas.templates import evaluate_condition, render
+from schemas.upcasting import current_version
 from schemas.validation import validate_inputs
 
 MAX_RETRY_AFTER_S = 3600.0
@@ -91,6 +92,9 @@ class _Step:
         self.tasks: list[Task] = []
         self.timers: list[Timer] = []
         self.causation = _causation_of(inbound)
+        message = inbound.message
+        # Events act for whoever sent the command behind them; results and timers act for the run's starter.
+        self.principal = message.principal if not isinstance(message, TaskResult | TimerFired) else None
 
     def decision(self) -> Decision:
         if self.state.terminal:
@@ -108,9 +112,11 @@ class _Step:
             tenant_id=self.state.tenant_id,
             seq=seq,
             type=type(payload).__name__,
+            schema_version=current_version(type(payload).__name__),
             time=timestamp(self.now),
             causation_id=causation or self.causation,
             correlation_id=self.state.correlation_id,
+            principal=self.principal or self.state.principal,
             payload=payload.model_dump(mode="json"),
         )
         # Fold the payload as it reads back from the log (tuples become lists, say), so that the state

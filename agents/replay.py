@@ -23,10 +23,21 @@ from schemas.envelope import Envelope
 from schemas.errors import ErrorInfo
 from schemas.state import RunState, evolve
 from schemas.tasks import TaskResult, TimerFired
+from schemas.upcasting import upcast
 
 _TIMER = re.compile(r"^(retry|timeout|sleep|deadline):")
 #: Envelope fields compared besides the payload.
-_FIELDS = ("seq", "type", "event_id", "tenant_id", "time", "causation_id", "correlation_id", "schema_version")
+_FIELDS = (
+    "seq",
+    "type",
+    "event_id",
+    "tenant_id",
+    "time",
+    "causation_id",
+    "correlation_id",
+    "principal",
+    "schema_version",
+)
 
 
 @dataclass(frozen=True)
@@ -66,6 +77,8 @@ def replay(events: list[Envelope]) -> ReplayReport:
     """Replay a run from its recorded events (in seq order) and report every difference."""
     if not events:
         raise ValueError("nothing to replay: no events")
+    # Compared as the current engine reads them: events written at older versions are upcast first.
+    events = [upcast(e) for e in events]
     report = ReplayReport(run_id=events[0].run_id, events=len(events))
     if events[0].type == "RunRejected":
         report.skipped = "the run was rejected before it started: there is no step to replay"
@@ -111,6 +124,7 @@ def _inbound(state: RunState, step: list[Envelope]) -> Inbound:
             inputs=p["inputs"],
             command_id=cause,
             correlation_id=first.correlation_id,
+            principal=first.principal,
             definition=definition if fork else None,
             fork=fork,
         )
@@ -123,6 +137,7 @@ def _inbound(state: RunState, step: list[Envelope]) -> Inbound:
             child_run_id=p["child_run_id"],
             from_node=p["from_node"],
             command_id=p["command_id"],
+            principal=first.principal,
         )
         return Inbound(message=message, now=now)
     if first.type == "SignalReceived":
@@ -133,10 +148,15 @@ def _inbound(state: RunState, step: list[Envelope]) -> Inbound:
             node=p["node_id"],
             data=p["data"],
             command_id=p["command_id"],
+            principal=first.principal,
         )
     elif first.type == "RunCancelled":
         message = CancelRun(
-            run_id=first.run_id, tenant_id=first.tenant_id, reason=first.payload.get("reason"), command_id=cause
+            run_id=first.run_id,
+            tenant_id=first.tenant_id,
+            reason=first.payload.get("reason"),
+            command_id=cause,
+            principal=first.principal,
         )
     elif _TIMER.match(cause):
         timer = state.timers.get(cause)

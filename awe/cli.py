@@ -37,6 +37,7 @@ app.add_typer(projections_app, name="projections")
 app.command("state")(cli_store.state)
 app.command("replay")(cli_store.replay_run)
 app.command("log")(cli_store.log)
+app.command("audit")(cli_store.audit)
 app.command("fork")(cli_fork.fork)
 app.command("diff")(cli_fork.diff)
 

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from agents.replay import replay
 from awe.cli_common import EXIT_FAILED, EXIT_OK, fail, json_line, out, settings
+from schemas.audit import decisions
 from schemas.envelope import Envelope
 from schemas.exceptions import AweError
 from schemas.state import run_view
@@ -148,3 +149,70 @@ def _short(value: Any, limit: int = 80) -> str:
 
 def _plain(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
+
+
+def audit(
+    run_id: str,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per AI decision")] = False,
+) -> None:
+    """Print, for each AI decision of a run, the chain from the command that started the run to the answer."""
+    events = [r.envelope for r in EventStore(settings()).run_events(run_id)]
+    if not events:
+        fail(f"no events for run {run_id}", EXIT_FAILED)
+    start = events[0]
+    found = decisions(events)
+    if as_json:
+        for decision in found:
+            call = decision.call
+            json_line(
+                {
+                    "run_id": run_id,
+                    "seq": call.seq,
+                    "node_id": call.payload["node_id"],
+                    "provider": call.payload["provider"],
+                    "model": call.payload["model"],
+                    "usage": call.payload["usage"],
+                    "cost_usd": call.payload.get("cost_usd"),
+                    "principal": call.principal,
+                    "chain": [
+                        {
+                            "seq": e.seq,
+                            "type": e.type,
+                            "node_id": e.payload.get("node_id"),
+                            "causation_id": e.causation_id,
+                            "principal": e.principal,
+                            "time": e.time.isoformat(),
+                        }
+                        for e in decision.chain
+                    ],
+                }
+            )
+        return
+    workflow = f"{start.payload.get('workflow')} v{start.payload.get('version')}"
+    out.print(
+        f"run {run_id}: {workflow}, tenant {start.tenant_id}, started by {start.principal or 'an unknown principal'} "
+        f"(command {start.causation_id}, correlation {start.correlation_id})",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if not found:
+        out.print("no AI decisions", highlight=False)
+    for decision in found:
+        p = decision.call.payload
+        cost = f"${p['cost_usd']:.6f}" if p.get("cost_usd") is not None else "cost unknown"
+        messages = p["request"]["messages"]
+        out.print(
+            f"AI decision at seq {decision.call.seq}, node {p['node_id']} attempt {p['attempt']}: {p['provider']} "
+            f"{p['model']}, {p['usage']['input_tokens']} in / {p['usage']['output_tokens']} out tokens, {cost}"
+            + (" (simulated)" if p.get("simulated") else ""),
+            highlight=False,
+            soft_wrap=True,
+        )
+        out.print(f"  asked: {_short(messages[-1]['content'] if messages else '', 100)}", highlight=False)
+        out.print(f"  answered: {_short(p['answer'], 100)}", highlight=False)
+        links = [f"command {decision.chain[0].causation_id} by {decision.chain[0].principal or '?'}"]
+        links += [
+            f"seq {e.seq} {e.type}" + (f" {e.payload['node_id']}" if e.payload.get("node_id") else "")
+            for e in decision.chain
+        ]
+        out.print("  chain: " + " -> ".join(links), highlight=False, soft_wrap=True)

@@ -22,6 +22,8 @@ class _Command(BaseModel):
     tenant_id: str = Field(default="default", min_length=1, max_length=100)
     command_id: str = Field(default_factory=new_id)
     correlation_id: str | None = None
+    #: Who asked, when known: the CLI's user (``AWE_PRINCIPAL``), the gateway's authenticated caller.
+    principal: str | None = Field(default=None, max_length=200)
 
 
 class ForkOf(BaseModel):

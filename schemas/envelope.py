@@ -29,6 +29,8 @@ class Envelope(BaseModel):
     time: datetime
     causation_id: str | None = None
     correlation_id: str | None = None
+    #: Who the event acts for, when known (the user behind the command); absent otherwise.
+    principal: str | None = Field(default=None, exclude_if=lambda value: value is None)
     payload: dict[str, Any] = Field(default_factory=dict)
 
 

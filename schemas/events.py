@@ -1,6 +1,7 @@
 """The event types of ``awe.events``: one payload model per type, registered by name.
 
-Every payload type is at ``schema_version`` 1 in this release; the event-store work adds upcasters here.
+Every payload type is at ``schema_version`` 1 in this release; :mod:`schemas.upcasting` says how a type
+moves to version 2 without stranding the events already written.
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 
+from schemas.upcasting import current_version, upcast_payload
+
 #: Costs are summed in integer picodollars: exact, so totals do not depend on the order partitions interleave.
 _PICO = 10**12
 
@@ -45,6 +47,9 @@ class Projections:
         """Fold one event (the JSON object of a record on ``awe.events``) stored at ``partition``/``offset``."""
         self.events += 1
         kind = event["type"]
+        version = event.get("schema_version", 1)
+        if version != current_version(kind):
+            event = {**event, "payload": upcast_payload(kind, version, event["payload"])}
         run_id = event["run_id"]
         if kind == "RunStarted" or kind == "RunRejected":
             self._start(partition, offset, event)

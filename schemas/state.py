@@ -34,6 +34,7 @@ from schemas.events import (
     SignalReceived,
 )
 from schemas.exceptions import SequenceGapError
+from schemas.upcasting import upcast
 
 NodeStatus = Literal["pending", "scheduled", "retrying", "waiting", "succeeded", "failed", "skipped"]
 RunStatus = Literal["pending", "running", "waiting", "succeeded", "failed", "cancelled", "rejected"]
@@ -89,6 +90,7 @@ class RunState(BaseModel):
     usage: UsageTotals = Field(default_factory=UsageTotals)
     parent_run_id: str | None = None
     forks: list[str] = Field(default_factory=list)
+    principal: str | None = None
     correlation_id: str | None = None
     started_at: datetime | None = None
     ended_at: datetime | None = None
@@ -133,6 +135,7 @@ def evolve(state: RunState, event: Envelope) -> RunState:
             f"run {event.run_id}: expected seq {state.seq + 1}, got {event.seq}",
             detail={"run_id": event.run_id, "expected": state.seq + 1, "got": event.seq},
         )
+    event = upcast(event)
     payload = EVENT_TYPES[event.type].model_validate(event.payload)
     return apply(state, event, payload)
 
@@ -167,6 +170,7 @@ def apply(state: RunState, event: Envelope, payload: Payload) -> RunState:
                 "correlation_id": event.correlation_id,
                 "started_at": event.time,
                 "parent_run_id": payload.parent_run_id,
+                "principal": event.principal,
             }
             nodes = {node_id: NodeState() for node_id in payload.definition.nodes}
         case RunRejected():

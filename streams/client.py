@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,7 @@ class CommandClient:
     def __init__(self, settings: Settings, tenant_id: str | None = None) -> None:
         self.settings = settings
         self.tenant_id = tenant_id or settings.tenant
+        self.principal = settings.principal or _os_user()
         self.topic = Catalog(settings).name(Role.COMMANDS)
         self._producer = RecordProducer(settings)
 
@@ -37,20 +39,25 @@ class CommandClient:
     ) -> StartRun:
         """Produce a StartRun and wait until the broker has it."""
         command = StartRun(
-            run_id=run_id or new_id(), tenant_id=self.tenant_id, workflow=workflow, version=version, inputs=inputs or {}
+            run_id=run_id or new_id(),
+            tenant_id=self.tenant_id,
+            workflow=workflow,
+            version=version,
+            inputs=inputs or {},
+            principal=self.principal,
         )
         self._send(command.run_id, encode(command))
         return command
 
     def signal(self, run_id: str, node: str, data: Any = None) -> SignalRun:
         """Produce a SignalRun for a node of a run."""
-        command = SignalRun(run_id=run_id, tenant_id=self.tenant_id, node=node, data=data)
+        command = SignalRun(run_id=run_id, tenant_id=self.tenant_id, node=node, data=data, principal=self.principal)
         self._send(run_id, encode(command))
         return command
 
     def cancel(self, run_id: str, reason: str | None = None) -> CancelRun:
         """Produce a CancelRun."""
-        command = CancelRun(run_id=run_id, tenant_id=self.tenant_id, reason=reason)
+        command = CancelRun(run_id=run_id, tenant_id=self.tenant_id, reason=reason, principal=self.principal)
         self._send(run_id, encode(command))
         return command
 
@@ -110,3 +117,10 @@ def follow_run(
             if on_event is not None:
                 on_event(envelope, state)
     return state
+
+
+def _os_user() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name in the environment or the password database
+        return None

@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     retention_dlq_ms: int = 28 * 24 * 3600 * 1000
 
     tenant: str = "default"
+    principal: str | None = Field(default=None, description="who commands from this process; else the OS user")
     app_id: str = "awe"
     processing_guarantee: Guarantee = "exactly_once"
     commit_interval_s: float = Field(default=0.1, gt=0, description="bounds per-step latency under exactly-once")

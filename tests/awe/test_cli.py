@@ -103,7 +103,7 @@ def test_run_wait_json_success_and_events(engine: Engine) -> None:
     assert events.returncode == 0, events.stderr
     lines = [orjson.loads(line) for line in events.stdout.splitlines() if line.strip()]
     assert [e["seq"] for e in lines] == list(range(1, len(lines) + 1))
-    assert all(set(e) == ENVELOPE_FIELDS for e in lines)
+    assert all(set(e) == ENVELOPE_FIELDS | {"principal"} for e in lines)  # the CLI's user is known
     assert lines[0]["type"] == "RunStarted" and lines[-1]["type"] == "RunSucceeded"
     assert {e["run_id"] for e in lines} == {run["run_id"]}
     assert {e["tenant_id"] for e in lines} == {"default"}

@@ -429,3 +429,44 @@ def test_a_fork_from_a_node_whose_upstream_failed_is_refused(ai_engine: Engine, 
     )
     assert done.returncode == 2
     assert "node a, upstream of b, did not succeed in the parent (failed)" in done.stderr
+
+
+def test_awe_audit_chains_each_ai_decision_back_to_who_started_the_run(
+    ai_engine: Engine, ai_servers: AiServers
+) -> None:
+    import subprocess
+    import sys
+
+    from tests.harness import REPO, settings_env
+
+    wf = {
+        "name": _name(),
+        "nodes": {
+            "a": _ai("openai", "gpt-4o-mini", "first"),
+            "b": _ai("anthropic", "claude-haiku-4-5", "then {{ nodes.a.output.text }}", depends_on=["a"]),
+        },
+    }
+    ai_engine.apply(wf)
+    env = {**settings_env(ai_engine.settings), "AWE_PRINCIPAL": "alice@example.com"}
+
+    def awe(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "awe", *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=90
+        )
+
+    ran = awe("run", wf["name"], "--wait", "--json")
+    assert ran.returncode == 0, ran.stderr
+    run_id = orjson.loads(ran.stdout.strip().splitlines()[-1])["run_id"]
+    assert {e.principal for e in ai_engine.events(run_id)} == {"alice@example.com"}
+
+    done = awe("audit", run_id, "--json")
+    assert done.returncode == 0, done.stderr
+    found = [orjson.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert [(d["node_id"], d["provider"]) for d in found] == [("a", "openai"), ("b", "anthropic")]
+    for decision in found:
+        assert decision["chain"][0]["type"] == "RunStarted"
+        assert decision["chain"][0]["principal"] == "alice@example.com"
+        assert decision["chain"][-1]["type"] == "AICallRecorded"
+    human = awe("audit", run_id)
+    assert "started by alice@example.com" in human.stdout
+    assert "AI decision at seq" in human.stdout and "chain: command" in human.stdout
