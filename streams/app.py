@@ -76,6 +76,6 @@ def create_app(settings: Settings, *, app_id: str | None = None, web_port: int |
         web_port=port or 6066,
         web_host="127.0.0.1",
         consumer_auto_offset_reset="earliest",
-        producer_linger=0.002,
+        producer_linger=settings.producer_linger_ms / 1000,
         stream_wait_empty=False,
     )
