@@ -20,6 +20,7 @@ from agents.decide import decide, reject
 from agents.exceptions import InvalidRecordError
 from agents.inbound import parse_record
 from agents.messages import Decision, Inbound
+from agents.metrics import DLQ_RECORDS, PRODUCER_ERRORS, observe_decision
 from agents.timers import TimerWheel
 from schemas.commands import StartRun
 from schemas.state import RunState
@@ -27,6 +28,7 @@ from schemas.tasks import TimerFired
 from streams.app import RunStateValue, raw_topic
 from streams.codec import encode
 from streams.dlq import DeadLetter
+from streams.exceptions import ProduceError
 from streams.partitioning import partition_for
 from streams.producer import RecordProducer
 from streams.registry import DefinitionRegistry
@@ -116,6 +118,7 @@ class Orchestrator:
         if not decision.events:
             self.wheel.arm(state.run_id, state.tenant_id, decision.timers)
             return
+        observe_decision(decision)
         key = state.run_id.encode()
         write = self.writer.send
         for envelope in decision.events:
@@ -163,6 +166,7 @@ class Orchestrator:
             offset=message.offset,
             value=message.value,
         )
+        DLQ_RECORDS.labels("orchestrator", err.code).inc()
         log.warning("dead-lettered %s/%s/%s: %s", message.topic, message.partition, message.offset, err.message)
         await self.writer.send(self.dlq, message.key, encode(letter), partition=0, source_partition=message.partition)
 
@@ -186,4 +190,10 @@ class Orchestrator:
         for run_id, tenant_id, timer_id in due:
             fired = TimerFired(run_id=run_id, tenant_id=tenant_id, timer_id=timer_id, fired_at=time.time())
             producer.produce(self.results, run_id, encode(fired))
-        await asyncio.to_thread(producer.flush)
+        try:
+            await asyncio.to_thread(producer.flush)
+        except ProduceError:
+            # The timers stay in the runs' state: the wheel is rebuilt from it and fires them again.
+            PRODUCER_ERRORS.labels("timers").inc()
+            self._wheel_stale = True
+            raise

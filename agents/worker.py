@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
 
 import faust
+from prometheus_client import start_http_server
 
 from agents.ai.budgets import Budgets
 from agents.ai.pricing import load_pricing
@@ -14,14 +16,17 @@ from agents.ai.registry import Providers
 from agents.executors.ai import AiHandler
 from agents.executors.base import Executor
 from agents.executors.http import HttpHandler
+from agents.metrics import CONSUMER_LAG, PRODUCER_ERRORS, start_series
 from agents.orchestrator import Orchestrator
 from streams.admin import ensure_topics
 from streams.app import create_app
 from streams.exceptions import StreamsError
+from streams.lag import LagProbe
+from streams.logs import json_log_handler
 from streams.producer import RecordProducer
 from streams.registry import DefinitionRegistry
 from streams.settings import Settings
-from streams.topics import Catalog, Role
+from streams.topics import TASK_KINDS, Catalog, Role
 from streams.usage import UsageLedger
 
 log = logging.getLogger("awe.worker")
@@ -43,7 +48,8 @@ def build_worker(settings: Settings) -> faust.App:
     providers = Providers(settings)
     # Token deltas are for live views only: sent at once, outside any transaction, so a watcher sees the
     # answer being written rather than at the next commit.
-    tokens = RecordProducer(settings, **{"linger.ms": 0})
+    token_errors = PRODUCER_ERRORS.labels("tokens")
+    tokens = RecordProducer(settings, on_error=lambda reason: token_errors.inc(), **{"linger.ms": 0})
     ai = AiHandler(
         providers,
         pricing=load_pricing(settings.pricing_file),
@@ -76,5 +82,25 @@ def run_worker(settings: Settings, *, loglevel: str = "info") -> None:
     """Create the topics, then run a worker until SIGINT or SIGTERM."""
     ensure_topics(settings)
     app = build_worker(settings)
+    if settings.metrics_port is not None:
+        serve_metrics(app, settings)
+    if settings.log_format == "json":
+        app.conf.loghandlers = [json_log_handler()]
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     worker.execute_from_commandline()
+
+
+def serve_metrics(app: faust.App, settings: Settings) -> None:
+    """Serve ``/metrics`` on the configured port and keep the consumer-lag gauge current."""
+    assert settings.metrics_port is not None
+    start_series()
+    start_http_server(settings.metrics_port, addr=settings.metrics_host)
+    catalog = Catalog(settings)
+    sources = [catalog.name(Role.COMMANDS), catalog.name(Role.RESULTS), *(catalog.tasks(k) for k in TASK_KINDS)]
+    probe = LagProbe(settings, settings.app_id, sources)
+
+    async def measure_lag() -> None:
+        for (topic, partition), lag in (await asyncio.to_thread(probe.measure)).items():
+            CONSUMER_LAG.labels(topic, str(partition)).set(lag)
+
+    app.timer(interval=5.0, name="awe.lag")(measure_lag)

@@ -6,6 +6,7 @@ aiokafka, and a run's commands, results and events must land on the same partiti
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
@@ -32,12 +33,17 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
 class RecordProducer:
     """A thin, typed wrapper that raises ProduceError instead of losing a failed delivery silently."""
 
-    def __init__(self, settings: Settings, **overrides: Any) -> None:
+    def __init__(self, settings: Settings, *, on_error: Callable[[str], None] | None = None, **overrides: Any) -> None:
         self._producer = Producer(producer_config(settings, **overrides))
         self._errors: list[str] = []
+        self._on_error = on_error
 
     def _on_delivery(self, err: KafkaError | None, _msg: Message) -> None:
         if err is not None:
+            if self._on_error is not None:
+                # A long-lived producer that never flushes (token deltas) reports here, not by raising.
+                self._on_error(str(err))
+                return
             self._errors.append(str(err))
 
     def produce(self, topic: str, key: str | bytes | None, value: bytes, partition: int | None = None) -> None:

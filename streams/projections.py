@@ -112,7 +112,8 @@ class ProjectionBuilder:
         runs = projections.runs.keys() if everything else changed["runs"]
         index = projections.index.keys() if everything else changed["index"]
         usage = projections.usage.keys() if everything else changed["usage"]
-        producer = RecordProducer(self.settings, **{"linger.ms": 20, "compression.type": "lz4"})
+        batching: dict[str, Any] = {"linger.ms": 20, "compression.type": "lz4"}
+        producer = RecordProducer(self.settings, **batching)
         for run_id in runs:
             partition = partition_for(run_id, self.settings.partitions)
             producer.produce(

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     pricing_file: Path | None = Field(default=None, description="a pricing table to use instead of awe's")
     timer_tick_s: float = Field(default=0.05, gt=0)
     worker_web_port: int | None = None
+    metrics_port: int | None = Field(default=None, description="a worker's /metrics port; off when unset")
+    metrics_host: str = "127.0.0.1"
+    log_format: Literal["text", "json"] = "text"
     session_timeout_s: float = 10.0
     log_level: str = "INFO"
     data_dir: Path | None = Field(

@@ -21,6 +21,7 @@ from agents.ai.provider import Answer, Delta, Provider
 from agents.ai.registry import Providers
 from agents.exceptions import ProviderError
 from agents.executors.base import Outcome
+from agents.metrics import AI_CALLS, AI_COST, AI_DURATION, AI_TOKENS, BUDGET_REJECTIONS
 from schemas.ai import AICall, AIRequest, ChatMessage, ResponseSpec, TokenDelta, UsageTotals
 from schemas.tasks import Task
 from streams.codec import encode
@@ -53,8 +54,23 @@ class AiHandler:
         self.ledger = ledger
 
     async def __call__(self, task: Task) -> Outcome:
+        request = _request(task.params)
+        try:
+            outcome = await self._call(task, request)
+        except ProviderError as err:
+            AI_CALLS.labels(request.provider, request.model, task.tenant_id, err.code).inc()
+            if err.code == "budget_exceeded":
+                BUDGET_REJECTIONS.labels(task.tenant_id).inc()
+            if err.call is not None:
+                _count_usage(task, err.call)
+            raise
+        assert outcome.call is not None
+        AI_CALLS.labels(request.provider, request.model, task.tenant_id, "ok").inc()
+        _count_usage(task, outcome.call)
+        return outcome
+
+    async def _call(self, task: Task, request: AIRequest) -> Outcome:
         params = task.params
-        request = _request(params)
         provider = self.providers.get(request.provider)
         provider.check_credentials()
         workflow = params.get("workflow")
@@ -128,6 +144,19 @@ class AiHandler:
             text=text,
         )
         self.tokens.produce(self.tokens_topic, task.run_id, encode(delta))
+
+
+def _count_usage(task: Task, call: AICall) -> None:
+    labels = (call.provider, call.model)
+    AI_DURATION.labels(*labels).observe(call.latency_ms / 1000)
+    for direction, tokens in (
+        ("input", call.usage.input_tokens),
+        ("output", call.usage.output_tokens),
+        ("cached", call.usage.cached_tokens),
+    ):
+        AI_TOKENS.labels(*labels, task.tenant_id, direction).inc(tokens)
+    if call.cost_usd is not None:
+        AI_COST.labels(*labels, task.tenant_id).inc(call.cost_usd)
 
 
 def _request(params: dict[str, Any]) -> AIRequest:

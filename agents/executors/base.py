@@ -19,6 +19,7 @@ from faust.types import EventT, StreamT
 from pydantic import ValidationError
 
 from agents.exceptions import ExecutionError
+from agents.metrics import DLQ_RECORDS, NODE_DURATION
 from schemas.ai import AICall
 from schemas.errors import ErrorInfo
 from schemas.tasks import Task, TaskResult
@@ -98,6 +99,7 @@ class Executor:
                 offset=message.offset,
                 value=message.value,
             )
+            DLQ_RECORDS.labels(f"executor.{self.kind}", "schema_mismatch").inc()
             return self.dlq, message.key, encode(letter), 0
         started = time.perf_counter()
         try:
@@ -119,6 +121,7 @@ class Executor:
             log.exception("executor %s crashed on task %s", self.kind, task.task_id)
             error = ErrorInfo(code="executor_error", message=f"{type(err).__name__}: {err}", retryable=False)
             result = _result(task, started, ok=False, error=error)
+        NODE_DURATION.labels(self.kind, "ok" if result.ok else "error").observe(result.duration_ms / 1000)
         return self.results, task.run_id.encode(), encode(result), message.partition
 
 

@@ -1,0 +1,156 @@
+"""Observability end to end: a real Prometheus (from the OS packages) scrapes a real worker while runs
+execute, and every PromQL query of every Grafana dashboard in ``grafana/`` must return data."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from streams.producer import RecordProducer
+from streams.topics import Catalog, Role
+from tests.harness import REPO, AiServers, Engine, FlakyServer, free_port, unique_settings, wait_until
+from tests.loopback import Reply
+
+DASHBOARDS = REPO / "grafana" / "dashboards"
+_METRIC = re.compile(r"\b((?:awe|process)_[a-z_]+)\b")
+
+
+def _queries() -> list[tuple[str, str, str]]:
+    found = []
+    for path in sorted(DASHBOARDS.glob("*.json")):
+        board = json.loads(path.read_text())
+        for panel in board["panels"]:
+            for target in panel["targets"]:
+                found.append((path.name, panel["title"], target["expr"]))
+    return found
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    binary = shutil.which("prometheus")
+    assert binary, "Prometheus from the OS packages is needed: apt-get install prometheus (.ci/run does)"
+    port = free_port()
+    config = tmp_path / "prometheus.yml"
+    log = (tmp_path / "prometheus.log").open("w")
+    proc = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--web.enable-lifecycle",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    yield f"http://127.0.0.1:{port}", config
+    proc.terminate()
+    proc.wait(30)
+
+
+def _query(base: str, expr: str) -> list[Any]:
+    answer = httpx.get(f"{base}/api/v1/query", params={"query": expr}, timeout=10).json()
+    assert answer["status"] == "success", (expr, answer)
+    result: list[Any] = answer["data"]["result"]
+    return result
+
+
+def test_every_dashboard_query_returns_data_from_a_real_prometheus(
+    kafka_bootstrap: str,
+    ai_servers: AiServers,
+    http_server: FlakyServer,
+    prometheus: tuple[str, Path],
+    tmp_path: Path,
+) -> None:
+    base, config = prometheus
+    metrics_port = free_port()
+    budgets = tmp_path / "budgets.yaml"
+    budgets.write_text("tenants:\n  default: {per_run: {tokens: 30}}\n")
+    settings = unique_settings(kafka_bootstrap, metrics_port=metrics_port, budgets_file=budgets)
+    config.write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        "scrape_configs:\n"
+        f"  - job_name: awe-worker\n    static_configs: [{{targets: ['127.0.0.1:{metrics_port}']}}]\n"
+    )
+    engine = Engine(settings, tmp_path, env=ai_servers.env())
+    try:
+        engine.start_worker()
+        wait_until(lambda: httpx.get(f"{base}/-/ready", timeout=2).status_code == 200, timeout=60)
+        # The four figures a dashboard shows: successes, retries, failures (a 404, a timeout, a spent budget),
+        # AI calls with tokens and cost, and a record that goes to the dead-letter topic.
+        ai_servers.openai.plan("gpt-4o-mini", Reply.ok("fine", input_tokens=20, output_tokens=20))
+        key = uuid.uuid4().hex[:6]
+        workflows: list[dict[str, Any]] = [
+            {
+                "name": f"obs-ok-{key}",
+                "nodes": {
+                    "fetch": {
+                        "kind": "http",
+                        "url": f"{http_server.url}/fail/1/{key}",
+                        "retry": {"initial_delay": "50ms"},
+                    },
+                    "ask": {
+                        "kind": "ai",
+                        "provider": "openai",
+                        "model": "gpt-4o-mini",
+                        "prompt": "hi",
+                        "depends_on": ["fetch"],
+                    },
+                    "again": {
+                        "kind": "ai",
+                        "provider": "openai",
+                        "model": "gpt-4o-mini",
+                        "prompt": "x",
+                        "depends_on": ["ask"],
+                    },
+                },
+            },
+            {"name": f"obs-echo-{key}", "nodes": {"a": {"kind": "http", "url": f"{http_server.url}/echo"}}},
+            {"name": f"obs-404-{key}", "nodes": {"a": {"kind": "http", "url": f"{http_server.url}/status/404"}}},
+            {
+                "name": f"obs-slow-{key}",
+                "nodes": {
+                    "a": {
+                        "kind": "http",
+                        "url": f"{http_server.url}/slow/2",
+                        "timeout": "300ms",
+                        "retry": {"max_attempts": 1},
+                    }
+                },
+            },
+        ]
+        for wf in workflows:
+            engine.apply(wf)
+        states = [engine.run(wf["name"], timeout=60) for wf in workflows]
+        assert [s.status for s in states] == ["failed", "succeeded", "failed", "failed"]  # a budget stops "again"
+        assert states[0].nodes["again"].error is not None and states[0].nodes["again"].error.code == "budget_exceeded"
+        producer = RecordProducer(settings)
+        producer.produce(Catalog(settings).name(Role.COMMANDS), b"junk", b"not json", partition=0)
+        producer.flush()
+
+        missing: list[str] = []
+        deadline = time.monotonic() + 90
+        pending = _queries()
+        while pending and time.monotonic() < deadline:
+            pending = [(board, title, expr) for board, title, expr in pending if not _query(base, expr)]
+            if pending:
+                time.sleep(1)
+        names = set(httpx.get(f"{base}/api/v1/label/__name__/values", timeout=10).json()["data"])
+        for board, title, expr in _queries():
+            for name in _METRIC.findall(expr):
+                if name not in names:
+                    missing.append(f"{board} / {title}: metric {name} does not exist")
+        missing += [f"{board} / {title}: no data for {expr}" for board, title, expr in pending]
+        assert not missing, "\n".join(missing)
+    finally:
+        engine.close()
