@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -152,5 +153,32 @@ def test_every_dashboard_query_returns_data_from_a_real_prometheus(
                     missing.append(f"{board} / {title}: metric {name} does not exist")
         missing += [f"{board} / {title}: no data for {expr}" for board, title, expr in pending]
         assert not missing, "\n".join(missing)
+
+        # awe top reads the same counters from the same endpoint.
+        top = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "awe",
+                "top",
+                "--once",
+                "--json",
+                "--interval",
+                "0.5",
+                "--url",
+                f"http://127.0.0.1:{metrics_port}/metrics",
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert top.returncode == 0, top.stderr
+        shown = json.loads(top.stdout.strip().splitlines()[-1])
+        finished = float(_query(base, "sum(awe_runs_finished_total)")[0]["value"][1])
+        cost = float(_query(base, "sum(awe_ai_cost_usd_total)")[0]["value"][1])
+        assert shown["runs_finished"] == finished == 4
+        assert shown["cost_usd"] == pytest.approx(cost) and cost > 0
+        assert shown["tokens"] == 40  # one answered call of 20 in and 20 out (the budget refused the next)
     finally:
         engine.close()
