@@ -11,6 +11,10 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from agents.messages import Decision
 
+#: Whether this process records metrics: only when it serves them (``AWE_METRICS_PORT``), so a worker
+#: without an endpoint pays nothing for them.
+ENABLED = False
+
 _SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 
 RUNS_STARTED = Counter("awe_runs_started_total", "Runs started, by workflow", ["workflow"])
@@ -44,6 +48,8 @@ PRODUCER_ERRORS = Counter("awe_producer_errors_total", "Records a producer faile
 
 def observe_decision(decision: Decision) -> None:
     """Count what one step of the orchestrator recorded: starts, ends, retries, timeouts, failures."""
+    if not ENABLED:
+        return
     state = decision.state
     workflow = state.workflow or "-"
     for event in decision.events:
@@ -69,7 +75,10 @@ def _kind(decision: Decision, node_id: str) -> str:
     return spec.kind if spec is not None else "-"
 
 
-def start_series() -> None:
-    """Create the series that must exist before anything happens, so a dashboard shows zero, not nothing."""
+def enable() -> None:
+    """Record metrics from now on, and create the series that must exist before anything happens (so a
+    dashboard shows zero, not nothing)."""
+    global ENABLED
+    ENABLED = True
     for component in ("tokens", "timers"):
         PRODUCER_ERRORS.labels(component)

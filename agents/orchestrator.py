@@ -16,6 +16,7 @@ from typing import Any
 import faust
 from faust.types import EventT, StreamT
 
+from agents import metrics
 from agents.decide import decide, reject
 from agents.exceptions import InvalidRecordError
 from agents.inbound import parse_record
@@ -166,7 +167,8 @@ class Orchestrator:
             offset=message.offset,
             value=message.value,
         )
-        DLQ_RECORDS.labels("orchestrator", err.code).inc()
+        if metrics.ENABLED:
+            DLQ_RECORDS.labels("orchestrator", err.code).inc()
         log.warning("dead-lettered %s/%s/%s: %s", message.topic, message.partition, message.offset, err.message)
         await self.writer.send(self.dlq, message.key, encode(letter), partition=0, source_partition=message.partition)
 

@@ -10,13 +10,14 @@ from typing import Any
 import faust
 from prometheus_client import start_http_server
 
+from agents import metrics
 from agents.ai.budgets import Budgets
 from agents.ai.pricing import load_pricing
 from agents.ai.registry import Providers
 from agents.executors.ai import AiHandler
 from agents.executors.base import Executor
 from agents.executors.http import HttpHandler
-from agents.metrics import CONSUMER_LAG, PRODUCER_ERRORS, start_series
+from agents.metrics import CONSUMER_LAG, PRODUCER_ERRORS
 from agents.orchestrator import Orchestrator
 from streams.admin import ensure_topics
 from streams.app import create_app
@@ -93,7 +94,7 @@ def run_worker(settings: Settings, *, loglevel: str = "info") -> None:
 def serve_metrics(app: faust.App, settings: Settings) -> None:
     """Serve ``/metrics`` on the configured port and keep the consumer-lag gauge current."""
     assert settings.metrics_port is not None
-    start_series()
+    metrics.enable()
     start_http_server(settings.metrics_port, addr=settings.metrics_host)
     catalog = Catalog(settings)
     sources = [catalog.name(Role.COMMANDS), catalog.name(Role.RESULTS), *(catalog.tasks(k) for k in TASK_KINDS)]

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from jsonschema import Draft202012Validator
 
+from agents import metrics
 from agents.ai.budgets import Budgets
 from agents.ai.pricing import PricingTable
 from agents.ai.provider import Answer, Delta, Provider
@@ -58,6 +59,8 @@ class AiHandler:
         try:
             outcome = await self._call(task, request)
         except ProviderError as err:
+            if not metrics.ENABLED:
+                raise
             AI_CALLS.labels(request.provider, request.model, task.tenant_id, err.code).inc()
             if err.code == "budget_exceeded":
                 BUDGET_REJECTIONS.labels(task.tenant_id).inc()
@@ -65,6 +68,8 @@ class AiHandler:
                 _count_usage(task, err.call)
             raise
         assert outcome.call is not None
+        if not metrics.ENABLED:
+            return outcome
         AI_CALLS.labels(request.provider, request.model, task.tenant_id, "ok").inc()
         _count_usage(task, outcome.call)
         return outcome

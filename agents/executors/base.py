@@ -18,6 +18,7 @@ import faust
 from faust.types import EventT, StreamT
 from pydantic import ValidationError
 
+from agents import metrics
 from agents.exceptions import ExecutionError
 from agents.metrics import DLQ_RECORDS, NODE_DURATION
 from schemas.ai import AICall
@@ -99,7 +100,8 @@ class Executor:
                 offset=message.offset,
                 value=message.value,
             )
-            DLQ_RECORDS.labels(f"executor.{self.kind}", "schema_mismatch").inc()
+            if metrics.ENABLED:
+                DLQ_RECORDS.labels(f"executor.{self.kind}", "schema_mismatch").inc()
             return self.dlq, message.key, encode(letter), 0
         started = time.perf_counter()
         try:
@@ -121,7 +123,8 @@ class Executor:
             log.exception("executor %s crashed on task %s", self.kind, task.task_id)
             error = ErrorInfo(code="executor_error", message=f"{type(err).__name__}: {err}", retryable=False)
             result = _result(task, started, ok=False, error=error)
-        NODE_DURATION.labels(self.kind, "ok" if result.ok else "error").observe(result.duration_ms / 1000)
+        if metrics.ENABLED:
+            NODE_DURATION.labels(self.kind, "ok" if result.ok else "error").observe(result.duration_ms / 1000)
         return self.results, task.run_id.encode(), encode(result), message.partition
 
 
