@@ -14,10 +14,15 @@ from agents.ai.registry import Providers
 from agents.executors.ai import AiHandler
 from agents.executors.base import Executor
 from agents.executors.http import HttpHandler
+from agents.executors.wasm import WasmHandler
 from agents.orchestrator import Orchestrator
+from agents.wasm.host import WasmHost
+from agents.wasm.hostfns import parse_allowed
+from agents.wasm.limits import Limits
 from streams.admin import ensure_topics
 from streams.app import create_app
 from streams.exceptions import StreamsError
+from streams.plugins import PluginRegistry
 from streams.producer import RecordProducer
 from streams.registry import DefinitionRegistry
 from streams.settings import Settings
@@ -55,6 +60,16 @@ def build_worker(settings: Settings) -> faust.App:
     )
     Executor(app, settings, "ai", ai, settings.ai_concurrency)
 
+    plugins = PluginRegistry(settings)
+    plugins.follow()
+    wasm_host = WasmHost(
+        allowed=parse_allowed(settings.wasm_host_functions),
+        max_instances=settings.wasm_max_instances,
+        cache_dir=settings.wasm_cache_dir,
+    )
+    wasm = WasmHandler(wasm_host, plugins, Limits.from_settings(settings))
+    Executor(app, settings, "wasm", wasm, settings.wasm_max_instances)
+
     async def close_resources(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         # Runs after the consumer stopped, so no task is still using the pools or the registry.
         await http.aclose()
@@ -66,6 +81,8 @@ def build_worker(settings: Settings) -> faust.App:
         if ledger is not None:
             ledger.close()
         registry.close()
+        wasm_host.close()
+        plugins.close()
 
     app.on_before_shutdown.connect(close_resources)
 

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from awe.cli_kafka import app as kafka_app
+from awe.cli_plugin import app as plugin_app
 from awe.progress import EventPrinter
 from schemas.commands import new_id
 from schemas.exceptions import AweError
@@ -28,6 +29,7 @@ topics_app = typer.Typer(help="Manage the topics of the catalog.", no_args_is_he
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(workflow_app, name="workflow")
 app.add_typer(topics_app, name="topics")
+app.add_typer(plugin_app, name="plugin")
 
 out = Console()
 err = Console(stderr=True)
