@@ -51,7 +51,8 @@ class PluginError(ExecutionError):
     """A WASM plugin call failed; never retryable, since the same module on the same input fails the same way.
 
     Codes: ``fuel``, ``deadline``, ``memory``, ``stack``, ``output_size`` (a limit was reached, and the message
-    names it), ``trap``, ``invalid_output``, ``invalid_module``, ``denied_import``, ``unknown_plugin``.
+    names it), ``trap``, ``abi_violation``, ``invalid_output``, ``invalid_module``, ``denied_import``,
+    ``unknown_plugin``.
     """
 
     def __init__(self, message: str, *, code: str, detail: object = None) -> None:

@@ -13,10 +13,9 @@ from agents.exceptions import PluginError
 
 MEMORY, ALLOC, RUN = "memory", "alloc", "run"
 
-_I32, _I64 = wasmtime.ValType.i32(), wasmtime.ValType.i64()
-_SIGNATURES: dict[str, tuple[list[wasmtime.ValType], list[wasmtime.ValType]]] = {
-    ALLOC: ([_I32], [_I32]),
-    RUN: ([_I32, _I32], [_I64]),
+_SIGNATURES: dict[str, tuple[list[str], list[str]]] = {
+    ALLOC: (["i32"], ["i32"]),
+    RUN: (["i32", "i32"], ["i64"]),
 }
 
 
@@ -41,16 +40,14 @@ def check_exports(module: wasmtime.Module) -> None:
         found = exports.get(name)
         if not isinstance(found, wasmtime.FuncType):
             problems.append(f"export a function {name}{_signature(params, results)}")
-        elif [str(p) for p in found.params] != [str(p) for p in params] or [str(r) for r in found.results] != [
-            str(r) for r in results
-        ]:
-            problems.append(
-                f"give {name} the type {_signature(params, results)}, not {_signature(found.params, found.results)}"
-            )
+        else:
+            has = ([str(p) for p in found.params], [str(r) for r in found.results])
+            if has != (params, results):
+                problems.append(f"give {name} the type {_signature(params, results)}, not {_signature(*has)}")
     if problems:
         raise PluginError(f"not an awe plugin (ABI v1): it must {'; '.join(problems)}", code="invalid_module")
 
 
-def _signature(params: list[wasmtime.ValType], results: list[wasmtime.ValType]) -> str:
-    returns = f" -> {', '.join(map(str, results))}" if results else ""
-    return f"({', '.join(map(str, params))}){returns}"
+def _signature(params: list[str], results: list[str]) -> str:
+    returns = f" -> {', '.join(results)}" if results else ""
+    return f"({', '.join(params)}){returns}"

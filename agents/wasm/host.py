@@ -25,7 +25,7 @@ from agents.wasm.cache import CompileCache
 from agents.wasm.epoch import EpochTicker
 from agents.wasm.hostfns import check_imports, current_plugin, define
 from agents.wasm.limits import Limits, describe_bytes
-from agents.wasm.manifest import PAGE, manifest_of
+from agents.wasm.manifest import manifest_of
 
 log = logging.getLogger("awe.wasm")
 
@@ -108,7 +108,8 @@ class WasmHost:
             ptr = _i32(_func(exports, abi.ALLOC)(store, len(data)), "alloc")
             if ptr < 0 or ptr + len(data) > memory.data_len(store):
                 raise PluginError(
-                    f"alloc({len(data)}) returned {ptr}, outside the plugin's memory", code="invalid_output"
+                    f"alloc({len(data)}) returned {ptr}, but {len(data)} bytes there are outside the plugin's memory",
+                    code="abi_violation",
                 )
             memory.write(store, data, ptr)
             result = _func(exports, abi.RUN)(store, ptr, len(data))
@@ -182,9 +183,10 @@ def _trap_error(
         )
     used = memory.data_len(store) if memory is not None else 0
     summary = trap.message.strip().splitlines()[0] if trap.message.strip() else "trap"
-    if used + PAGE > limits.memory_bytes:
-        # The store's limiter answers a memory.grow past the limit with -1; a plugin that then traps is
-        # reported as what it ran into: its memory has no room for one more page.
+    if used > limits.memory_bytes // 2:
+        # The store's limiter answers a memory.grow past the limit with -1, and wasmtime's Python API does
+        # not say that it did. A plugin that traps holding more than half its limit is taken to have been
+        # refused memory: a grow of the most it could still get (a fixed step, or doubling) was denied.
         return PluginError(
             f"the plugin trapped ({summary}) after reaching its memory limit of "
             f"{describe_bytes(limits.memory_bytes)} (limit memory)",
@@ -192,7 +194,12 @@ def _trap_error(
             detail={"limit": "memory", "memory_bytes": used, "limit_bytes": limits.memory_bytes},
         )
     name = code.name.lower() if code is not None else "trap"
-    return PluginError(f"the plugin trapped: {name}: {summary}", code="trap", detail={"trap": name})
+    return PluginError(
+        f"the plugin trapped: {name}: {summary} ({describe_bytes(used)} of its {describe_bytes(limits.memory_bytes)} "
+        "memory in use)",
+        code="trap",
+        detail={"trap": name, "memory_bytes": used},
+    )
 
 
 def _start_error(err: wasmtime.WasmtimeError, limits: Limits) -> PluginError:

@@ -26,8 +26,6 @@ MAX_RANDOM_BYTES = 65536
 
 log = logging.getLogger("awe.plugin")
 
-_I32, _I64 = wasmtime.ValType.i32(), wasmtime.ValType.i64()
-
 #: The plugin being called on this thread, so a log line says whose it is.
 current_plugin = threading.local()
 
@@ -37,9 +35,17 @@ class HostFunction:
     """One function of the ``awe`` import module."""
 
     name: str
-    type: wasmtime.FuncType
+    params: tuple[str, ...]
+    results: tuple[str, ...]
     implementation: Callable[..., object]
     doc: str
+
+    def func_type(self) -> wasmtime.FuncType:
+        """A new wasmtime type for this function: a linker takes ownership of the one it is given."""
+        return wasmtime.FuncType([_VAL_TYPES[p]() for p in self.params], [_VAL_TYPES[r]() for r in self.results])
+
+
+_VAL_TYPES = {"i32": wasmtime.ValType.i32, "i64": wasmtime.ValType.i64}
 
 
 def _memory(caller: wasmtime.Caller) -> wasmtime.Memory:
@@ -66,9 +72,9 @@ def _random(caller: wasmtime.Caller, ptr: int, length: int) -> None:
 HOST_FUNCTIONS: dict[str, HostFunction] = {
     f.name: f
     for f in (
-        HostFunction("log", wasmtime.FuncType([_I32, _I32], []), _log, "log(ptr, len): a UTF-8 line to the worker log"),
-        HostFunction("clock_ms", wasmtime.FuncType([], [_I64]), _clock_ms, "clock_ms() -> i64: Unix time in ms"),
-        HostFunction("random", wasmtime.FuncType([_I32, _I32], []), _random, "random(ptr, len): random bytes"),
+        HostFunction("log", ("i32", "i32"), (), _log, "log(ptr, len): a UTF-8 line to the worker log"),
+        HostFunction("clock_ms", (), ("i64",), _clock_ms, "clock_ms() -> i64: Unix time in ms"),
+        HostFunction("random", ("i32", "i32"), (), _random, "random(ptr, len): random bytes"),
     )
 }
 
@@ -90,7 +96,7 @@ def define(linker: wasmtime.Linker, allowed: Iterable[str]) -> None:
     """Give ``linker`` the allowed host functions, and nothing else."""
     for name in sorted(allowed):
         fn = HOST_FUNCTIONS[name]
-        linker.define_func(HOST_MODULE, name, fn.type, fn.implementation, access_caller=name in _NEEDS_CALLER)
+        linker.define_func(HOST_MODULE, name, fn.func_type(), fn.implementation, access_caller=name in _NEEDS_CALLER)
 
 
 def check_imports(imports: Iterable[HostImport], allowed: frozenset[str]) -> None:

@@ -40,7 +40,7 @@ class Limits:
             self,
             fuel=min(self.fuel, node.get("fuel") or self.fuel),
             memory_bytes=min(self.memory_bytes, node.get("memory") or self.memory_bytes),
-            deadline_s=min(self.deadline_s, *deadlines),
+            deadline_s=min([self.deadline_s, *deadlines]),
             output_bytes=min(self.output_bytes, node.get("output") or self.output_bytes),
         )
 
