@@ -58,9 +58,9 @@ def add(
     except AweError as e:
         _fail(f"{file}: {e.message} ({e.code})")
     note = "registered" if created else "unchanged"
-    _out.print(f"{tag} sha256:{record.sha256} ({note})", highlight=False)
+    _out.print(f"{tag} sha256:{record.sha256} ({note})", highlight=False, soft_wrap=True)
     if record.manifest.imports:
-        _out.print("asks for: " + ", ".join(str(i) for i in record.manifest.imports), highlight=False)
+        _out.print("asks for: " + ", ".join(str(i) for i in record.manifest.imports), highlight=False, soft_wrap=True)
 
 
 @app.command("list")
@@ -70,14 +70,12 @@ def list_plugins() -> None:
     try:
         for tag, record in registry.list():
             imports = ",".join(str(i) for i in record.manifest.imports) or "-"
-            _out.print(
-                f"{tag}\tsha256:{record.sha256[:12]}\t{len(record.module)} bytes\timports {imports}",
-                highlight=False,
-            )
+            # Plain tab-separated lines, for scripts (rich would expand the tabs).
+            typer.echo(f"{tag}\tsha256:{record.sha256[:12]}\t{len(record.module)} bytes\timports {imports}")
     finally:
         registry.close()
 
 
 def _fail(message: str) -> None:
-    _err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+    _err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
