@@ -31,6 +31,9 @@ from streams.usage import UsageLedger
 
 log = logging.getLogger("awe.worker")
 
+#: wasm tasks taken from Kafka per plugin instance the worker may run at once.
+WASM_TASKS_PER_INSTANCE = 4
+
 
 def build_worker(settings: Settings) -> faust.App:
     """A Faust app with every agent of awe registered; topics are created before it starts."""
@@ -68,7 +71,8 @@ def build_worker(settings: Settings) -> faust.App:
         cache_dir=settings.wasm_cache_dir,
     )
     wasm = WasmHandler(wasm_host, plugins, Limits.from_settings(settings))
-    Executor(app, settings, "wasm", wasm, settings.wasm_max_instances)
+    # Tasks wait in the host's queue, not for the executor: each instance thread finds its next call ready.
+    Executor(app, settings, "wasm", wasm, settings.wasm_max_instances * WASM_TASKS_PER_INSTANCE)
 
     async def close_resources(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         # Runs after the consumer stopped, so no task is still using the pools or the registry.

@@ -27,6 +27,11 @@ class EpochTicker:
         tick may be about to end."""
         return max(1, math.ceil(deadline_s / self.tick_s)) + 1
 
+    @property
+    def running(self) -> bool:
+        """Whether the ticker thread has been started (and not stopped)."""
+        return self._thread is not None
+
     def start(self) -> None:
         """Start ticking (idempotent)."""
         with self._lock:

@@ -93,7 +93,8 @@ class WasmHost:
 
     def call(self, plugin: PluginModule, data: bytes, limits: Limits) -> bytes:
         """Run ``plugin`` on the JSON ``data`` under ``limits`` and return its output bytes (blocking)."""
-        self._ticker.start()
+        if not self._ticker.running:
+            self._ticker.start()
         pre = self.cache.get(plugin.sha256, plugin.wasm)
         store = wasmtime.Store(self.engine)
         store.set_fuel(limits.fuel)
