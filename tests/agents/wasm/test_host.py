@@ -190,13 +190,15 @@ def test_a_module_that_does_not_match_its_hash_is_refused(host: WasmHost) -> Non
 @pytest.mark.asyncio
 async def test_fifty_concurrent_calls_all_answer_and_the_loop_stays_free(host: WasmHost) -> None:
     echo = plugin(ECHO)
-    loop_ticks = 0
+    longest_gap = 0.0
 
     async def ticker() -> None:
-        nonlocal loop_ticks
+        nonlocal longest_gap
+        last = time.monotonic()
         while True:
             await asyncio.sleep(0.01)
-            loop_ticks += 1
+            now = time.monotonic()
+            longest_gap, last = max(longest_gap, now - last), now
 
     beat = asyncio.create_task(ticker())
     slow = Limits(fuel=10**15, memory_bytes=64 << 20, deadline_s=0.5, output_bytes=1 << 20)
@@ -204,11 +206,10 @@ async def test_fifty_concurrent_calls_all_answer_and_the_loop_stays_free(host: W
         # Four runaway plugins hold every instance slot for 0.5 s while 50 good calls queue behind them.
         runaway = [host.run(plugin(HOSTILE["infinite_loop"][0]), b"{}", slow) for _ in range(4)]
         good = [host.run(echo, orjson.dumps({"i": i}), LIMITS) for i in range(50)]
-        started = time.monotonic()
         results = await asyncio.gather(*runaway, *good, return_exceptions=True)
-        elapsed = time.monotonic() - started
     finally:
         beat.cancel()
     assert all(isinstance(r, PluginError) and r.code == "deadline" for r in results[:4])
     assert [orjson.loads(r) for r in results[4:] if isinstance(r, bytes)] == [{"i": i} for i in range(50)]
-    assert loop_ticks >= elapsed / 0.01 * 0.5  # the loop kept running while the plugins did
+    # Had a plugin run on the loop, the loop would have stood still for a whole 0.5 s runaway call.
+    assert longest_gap < 0.3
