@@ -45,3 +45,15 @@ class ProviderError(ExecutionError):
     ``timeout``, ``connection_error``, ``authentication``, ``invalid_request``, ``content_filter``,
     ``missing_credentials``, ``invalid_json``, ``schema_mismatch``, ``budget_exceeded``, ``unknown_provider``),
     with the provider's own message."""
+
+
+class PluginError(ExecutionError):
+    """A WASM plugin call failed; never retryable, since the same module on the same input fails the same way.
+
+    Codes: ``fuel``, ``deadline``, ``memory``, ``stack``, ``output_size`` (a limit was reached, and the message
+    names it), ``trap``, ``abi_violation``, ``invalid_output``, ``invalid_module``, ``denied_import``,
+    ``unknown_plugin``.
+    """
+
+    def __init__(self, message: str, *, code: str, detail: object = None) -> None:
+        super().__init__(message, code=code, retryable=False, detail=detail)

@@ -43,6 +43,10 @@ AI_TOKENS = Counter(
 )
 AI_COST = Counter("awe_ai_cost_usd_total", "AI cost in USD (calls with a known price)", ["provider", "model", "tenant"])
 BUDGET_REJECTIONS = Counter("awe_ai_budget_rejections_total", "AI calls refused by a budget", ["tenant"])
+WASM_DURATION = Histogram("awe_wasm_call_duration_seconds", "WASM plugin calls", ["plugin"], buckets=_SECONDS)
+WASM_LIMIT_HITS = Counter("awe_wasm_limit_hits_total", "WASM calls stopped by a limit", ["limit"])
+#: The plugin failures that are a limit being hit, as opposed to a bad plugin.
+WASM_LIMITS = ("fuel", "deadline", "memory", "output_size", "stack")
 PRODUCER_ERRORS = Counter("awe_producer_errors_total", "Records a producer failed to deliver", ["component"])
 
 

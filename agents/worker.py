@@ -17,13 +17,18 @@ from agents.ai.registry import Providers
 from agents.executors.ai import AiHandler
 from agents.executors.base import Executor
 from agents.executors.http import HttpHandler
+from agents.executors.wasm import WasmHandler
 from agents.metrics import CONSUMER_LAG, PRODUCER_ERRORS
 from agents.orchestrator import Orchestrator
+from agents.wasm.host import WasmHost
+from agents.wasm.hostfns import parse_allowed
+from agents.wasm.limits import Limits
 from streams.admin import ensure_topics
 from streams.app import create_app
 from streams.exceptions import StreamsError
 from streams.lag import LagProbe
 from streams.logs import json_log_handler
+from streams.plugins import PluginRegistry
 from streams.producer import RecordProducer
 from streams.registry import DefinitionRegistry
 from streams.settings import Settings
@@ -31,6 +36,9 @@ from streams.topics import TASK_KINDS, Catalog, Role
 from streams.usage import UsageLedger
 
 log = logging.getLogger("awe.worker")
+
+#: wasm tasks taken from Kafka per plugin instance the worker may run at once.
+WASM_TASKS_PER_INSTANCE = 4
 
 
 def build_worker(settings: Settings) -> faust.App:
@@ -62,6 +70,17 @@ def build_worker(settings: Settings) -> faust.App:
     )
     Executor(app, settings, "ai", ai, settings.ai_concurrency)
 
+    plugins = PluginRegistry(settings)
+    plugins.follow()
+    wasm_host = WasmHost(
+        allowed=parse_allowed(settings.wasm_host_functions),
+        max_instances=settings.wasm_max_instances,
+        cache_dir=settings.wasm_cache_dir,
+    )
+    wasm = WasmHandler(wasm_host, plugins, Limits.from_settings(settings))
+    # Tasks wait in the host's queue, not for the executor: each instance thread finds its next call ready.
+    Executor(app, settings, "wasm", wasm, settings.wasm_max_instances * WASM_TASKS_PER_INSTANCE)
+
     async def close_resources(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         # Runs after the consumer stopped, so no task is still using the pools or the registry.
         await http.aclose()
@@ -73,6 +92,8 @@ def build_worker(settings: Settings) -> faust.App:
         if ledger is not None:
             ledger.close()
         registry.close()
+        wasm_host.close()
+        plugins.close()
 
     app.on_before_shutdown.connect(close_resources)
 

@@ -16,6 +16,7 @@ from awe.cli_common import parse_inputs as _parse_inputs
 from awe.cli_common import report_run as _report
 from awe.cli_common import settings as _settings
 from awe.cli_kafka import app as kafka_app
+from awe.cli_plugin import app as plugin_app
 from awe.cli_projections import app as projections_app
 from awe.progress import EventPrinter
 from schemas.commands import new_id
@@ -41,6 +42,7 @@ app.command("audit")(cli_store.audit)
 app.command("top")(cli_top.top)
 app.command("fork")(cli_fork.fork)
 app.command("diff")(cli_fork.diff)
+app.add_typer(plugin_app, name="plugin")
 
 
 @topics_app.command("create")

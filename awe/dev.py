@@ -13,6 +13,7 @@ from typing import Any
 
 from rich.console import Console
 
+from awe.cli_plugin import add_plugin_file
 from awe.progress import EventPrinter
 from awe.webhook import WebhookSink
 from schemas.envelope import Envelope
@@ -26,11 +27,13 @@ from streams.registry import DefinitionRegistry
 from streams.settings import Settings
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+#: The example plugins, built by examples/plugins/build.sh and committed so the demo needs no C toolchain.
+PLUGINS = EXAMPLES / "plugins" / "build"
 
 DEMO_TICKETS = [
     "Printer on floor 3 is out of toner",
     "URGENT: checkout page returns 500 for every customer",
-    "Please reset my password",
+    "Please reset my password; reach me at ada@example.com or +1 555 0100",
     "Urgent - data export job has been failing since midnight",
 ]
 
@@ -82,6 +85,9 @@ def run_dev(*, port: int, example: str, once: bool, console: Console) -> int:
     worker = subprocess.Popen([sys.executable, "-m", "awe", "worker", "--loglevel", "error"], env=env)
     try:
         ensure_topics(settings)
+        for path in sorted(PLUGINS.glob("*.wasm")):
+            plugin, tag, _ = add_plugin_file(settings, path, path.stem)
+            console.print(f"registered plugin {tag} sha256:{plugin.sha256[:12]}", highlight=False)
         registry = DefinitionRegistry(settings)
         for path in sorted(EXAMPLES.glob("*.yaml")):
             definition = validate_definition(load_definition_text(path.read_text()))

@@ -17,8 +17,10 @@ from functools import cached_property
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
+    ByteSize,
     ConfigDict,
     Field,
     StringConstraints,
@@ -29,6 +31,7 @@ from pydantic import (
 from schemas.ai import PROVIDERS, ChatMessage, ModelRef, ResponseSpec
 from schemas.durations import Duration
 from schemas.exceptions import DefinitionError, Problem
+from schemas.plugins import PLUGIN_REF_PATTERN, PluginRef
 
 __all__ = [
     "DEFAULT_RETRY",
@@ -47,6 +50,8 @@ __all__ = [
     "RetryPolicy",
     "SleepNode",
     "TransformNode",
+    "WasmLimits",
+    "WasmNode",
     "WorkflowDefinition",
     "cycle_message",
     "find_cycles",
@@ -329,8 +334,37 @@ class ApprovalNode(NodeBase):
     kind: Literal["approval"]
 
 
+class WasmLimits(_Model):
+    """Limits a ``wasm`` node sets for each call; each can only tighten the worker's own (``AWE_WASM_*``)."""
+
+    fuel: int | None = Field(default=None, ge=1, description="instructions, roughly")
+    memory: Annotated[ByteSize, Field(gt=0)] | None = Field(default=None, description="linear memory, e.g. 16MiB")
+    deadline: Duration | None = Field(default=None, description="wall-clock time of one call")
+    output: Annotated[ByteSize, Field(gt=0)] | None = Field(default=None, description="output bytes, e.g. 64KiB")
+
+
+def _plugin_ref(value: str) -> str:
+    PluginRef.parse(value)  # its ValueError says which forms are accepted
+    return value
+
+
+class WasmNode(NodeBase):
+    """A call to a WASM plugin (``docs/plugins.md``); ``input`` is a template, the output is the plugin's JSON."""
+
+    template_fields: ClassVar[tuple[str, ...]] = ("input",)
+
+    kind: Literal["wasm"]
+    plugin: Annotated[
+        str,
+        AfterValidator(_plugin_ref),
+        WithJsonSchema({"type": "string", "pattern": PLUGIN_REF_PATTERN}, mode="validation"),
+    ] = Field(description="name, name@version or sha256:<hex>")
+    input: Any = None
+    limits: WasmLimits = Field(default_factory=WasmLimits)
+
+
 NodeSpec = Annotated[
-    TransformNode | MapNode | HttpNode | AiNode | SleepNode | ApprovalNode,
+    TransformNode | MapNode | HttpNode | AiNode | WasmNode | SleepNode | ApprovalNode,
     Field(discriminator="kind"),
 ]
 
@@ -343,6 +377,7 @@ NODE_TYPES: dict[str, type[NodeBase]] = {
     "map": MapNode,
     "http": HttpNode,
     "ai": AiNode,
+    "wasm": WasmNode,
     "sleep": SleepNode,
     "approval": ApprovalNode,
 }

@@ -29,3 +29,9 @@ class ProduceError(StreamsError):
 
     code = "produce_failed"
     retryable = True
+
+
+class PluginConflictError(StreamsError):
+    """A plugin name and version already name another module: a registered version never changes."""
+
+    code = "plugin_conflict"

@@ -42,6 +42,13 @@ class Settings(BaseSettings):
     bedrock_endpoint_url: str | None = Field(default=None, description="else AWS_ENDPOINT_URL_BEDROCK_RUNTIME")
     budgets_file: Path | None = Field(default=None, description="YAML of token and cost budgets")
     pricing_file: Path | None = Field(default=None, description="a pricing table to use instead of awe's")
+    wasm_fuel: int = Field(default=1_000_000_000, ge=1, description="instruction budget of one plugin call")
+    wasm_memory_bytes: int = Field(default=64 << 20, ge=1 << 16, description="linear memory of one plugin call")
+    wasm_deadline_s: float = Field(default=5.0, gt=0, description="wall-clock limit of one plugin call")
+    wasm_output_bytes: int = Field(default=1 << 20, ge=1, description="largest output of one plugin call")
+    wasm_max_instances: int = Field(default=2, ge=1, description="plugin instances running at once per worker")
+    wasm_host_functions: str = Field(default="log", description="comma-separated host functions plugins may use")
+    wasm_cache_dir: Path | None = Field(default=None, description="compiled plugins; else a per-user temp dir")
     timer_tick_s: float = Field(default=0.05, gt=0)
     worker_web_port: int | None = None
     metrics_port: int | None = Field(default=None, description="a worker's /metrics port; off when unset")

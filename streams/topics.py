@@ -71,7 +71,8 @@ class Catalog:
             TopicSpec(self.name(Role.EVENTS), run_partitions, {"cleanup.policy": "delete", "retention.ms": "-1"}),
             TopicSpec(self.name(Role.TOKENS), run_partitions, retained(s.retention_tokens_ms)),
             TopicSpec(self.name(Role.DEFINITIONS), 1, compacted),
-            TopicSpec(self.name(Role.PLUGINS), 1, compacted),
+            # Records carry whole modules (up to 8 MiB, base64): more than Kafka's default 1 MiB.
+            TopicSpec(self.name(Role.PLUGINS), 1, {**compacted, "max.message.bytes": str(16 << 20)}),
             TopicSpec(self.name(Role.DLQ), 1, retained(s.retention_dlq_ms)),
             # Projections of awe.events, rebuilt from it at will: keyed by run id (on the run's partition
             # number) and by usage key.

@@ -27,6 +27,9 @@ def test_dev_runs_the_demo_to_a_completed_run(kafka_bootstrap: str) -> None:
     assert "RunSucceeded" in out
     assert '"status": "succeeded"' in out
     assert '"urgent": 2' in out
+    assert "registered plugin redact@1" in out
+    assert '"redacted": 2' in out  # the redact plugin took the e-mail address and the phone number out
+    assert "[email] or [phone]" in out  # and the model saw the redacted text
     assert "AI provider: echo" in out
     assert "AICallRecorded summary echo echo-1" in out and "simulated" in out
     assert '"summary": "echo: Summarise what needs attention first' in out

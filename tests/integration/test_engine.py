@@ -116,6 +116,11 @@ def test_triage_example_runs_with_approval(engine: Engine, http_server: FlakySer
     text = (Path(__file__).resolve().parents[2] / "examples" / "triage.yaml").read_text()
     definition = validate_definition(load_definition_text(text))
     engine.registry.register(engine.settings.tenant, definition)
+    from awe.cli_plugin import add_plugin_file
+
+    add_plugin_file(
+        engine.settings, Path(__file__).resolve().parents[2] / "examples/plugins/build/redact.wasm", "redact"
+    )
     tickets = ["Printer jam", "URGENT: site down", "urgent: refund failing"]
     run_id, offset = engine.start("triage", {"tickets": tickets, "webhook": f"{http_server.url}/echo"})
 
@@ -126,7 +131,7 @@ def test_triage_example_runs_with_approval(engine: Engine, http_server: FlakySer
     state = engine.wait(run_id, offset, on_event=approve)
     assert isinstance(state, RunState)
     assert state.status == "succeeded", state.error
-    assert state.outputs == {"urgent": 2}
+    assert state.outputs is not None and state.outputs["urgent"] == 2 and state.outputs["redacted"] == 0
     assert state.nodes["notify"].output["json"]["got"]["urgent"] == [
         {"text": "urgent: site down", "urgent": True},
         {"text": "urgent: refund failing", "urgent": True},

@@ -17,8 +17,13 @@ from typing import Any
 import httpx
 import pytest
 
+from agents.wasm.manifest import to_wasm
+from awe.cli_plugin import add_plugin_file
+from schemas.plugins import PluginManifest
+from streams.plugins import PluginRegistry
 from streams.producer import RecordProducer
 from streams.topics import Catalog, Role
+from tests.agents.wasm.plugins import HOSTILE
 from tests.harness import REPO, AiServers, Engine, FlakyServer, free_port, unique_settings, wait_until
 from tests.loopback import Reply
 
@@ -130,10 +135,22 @@ def test_every_dashboard_query_returns_data_from_a_real_prometheus(
                 },
             },
         ]
+        wordcount = f"wc{key}"
+        add_plugin_file(settings, REPO / "examples/plugins/build/wordcount.wasm", wordcount)
+        runaway = f"loop{key}"
+        PluginRegistry(settings).add(to_wasm(HOSTILE["infinite_loop"][0].encode()), PluginManifest(), runaway)
+        workflows += [
+            {"name": f"obs-wasm-{key}", "nodes": {"a": {"kind": "wasm", "plugin": wordcount, "input": "two words"}}},
+            {
+                "name": f"obs-fuel-{key}",
+                "nodes": {"a": {"kind": "wasm", "plugin": runaway, "input": 1, "limits": {"fuel": 1_000_000}}},
+            },
+        ]
         for wf in workflows:
             engine.apply(wf)
         states = [engine.run(wf["name"], timeout=60) for wf in workflows]
-        assert [s.status for s in states] == ["failed", "succeeded", "failed", "failed"]  # a budget stops "again"
+        # A budget stops "again"; a 404, a timeout and a runaway plugin fail the rest.
+        assert [s.status for s in states] == ["failed", "succeeded", "failed", "failed", "succeeded", "failed"]
         assert states[0].nodes["again"].error is not None and states[0].nodes["again"].error.code == "budget_exceeded"
         producer = RecordProducer(settings)
         producer.produce(Catalog(settings).name(Role.COMMANDS), b"junk", b"not json", partition=0)
@@ -177,7 +194,7 @@ def test_every_dashboard_query_returns_data_from_a_real_prometheus(
         shown = json.loads(top.stdout.strip().splitlines()[-1])
         finished = float(_query(base, "sum(awe_runs_finished_total)")[0]["value"][1])
         cost = float(_query(base, "sum(awe_ai_cost_usd_total)")[0]["value"][1])
-        assert shown["runs_finished"] == finished == 4
+        assert shown["runs_finished"] == finished == 6
         assert shown["cost_usd"] == pytest.approx(cost) and cost > 0
         assert shown["tokens"] == 40  # one answered call of 20 in and 20 out (the budget refused the next)
     finally:

@@ -91,8 +91,8 @@ def test_when_accepts_a_yaml_boolean() -> None:
 
 def test_kind_tables() -> None:
     assert PURE_KINDS == ("transform", "map")
-    assert list(NODE_TYPES) == ["transform", "map", "http", "ai", "sleep", "approval"]
-    assert [k for k, t in NODE_TYPES.items() if t.supports_retry] == ["http", "ai"]
+    assert list(NODE_TYPES) == ["transform", "map", "http", "ai", "wasm", "sleep", "approval"]
+    assert [k for k, t in NODE_TYPES.items() if t.supports_retry] == ["http", "ai", "wasm"]
     assert HttpNode.template_fields == ("url", "headers", "body", "query")
 
 

@@ -57,8 +57,8 @@ def test_examples_validate(example: str) -> None:
 
 def test_triage_example_graph_and_inputs() -> None:
     defn = load_definition((EXAMPLES / "triage.yaml").read_text())
-    assert defn.topological_order() == ["normalize", "score", "notify", "summary", "pause", "review"]
-    assert defn.upstream("review") == {"normalize", "score", "notify", "summary", "pause"}
+    assert defn.topological_order() == ["normalize", "score", "notify", "redact", "summary", "pause", "review"]
+    assert defn.upstream("review") == {"normalize", "score", "notify", "redact", "summary", "pause"}
     inputs = validate_inputs(defn, {"tickets": ["A"], "webhook": "http://x"})
     assert inputs == {
         "tickets": ["A"],
@@ -92,8 +92,11 @@ def test_triage_example_templates_evaluate_as_the_orchestrator_would() -> None:
 
     assert evaluate_condition(notify.when, ctx) is True
     assert render(notify.body, ctx) == {"urgent": [{"text": "server down urgent", "urgent": True}]}
+    redact = defn.nodes["redact"]
+    assert redact.kind == "wasm" and render(redact.input, ctx) == ["server down urgent", "typo"]
+    ctx["nodes"]["redact"] = {"output": {"value": ["server down urgent", "typo"], "redacted": 0}, "status": "succeeded"}
     ctx["nodes"]["summary"] = {"output": {"text": "one urgent ticket"}, "status": "succeeded"}
-    assert render(defn.outputs, ctx) == {"urgent": 1, "summary": "one urgent ticket"}
+    assert render(defn.outputs, ctx) == {"urgent": 1, "summary": "one urgent ticket", "redacted": 0}
 
 
 def test_valid_definition_returns_the_model() -> None:
@@ -164,7 +167,7 @@ def test_top_level_field_problems(change: dict[str, Any], path: str, fragment: s
         (
             {"kind": "fetch"},
             "nodes.n.kind",
-            "unknown kind 'fetch'; known kinds: transform, map, http, ai, sleep, approval",
+            "unknown kind 'fetch'; known kinds: transform, map, http, ai, wasm, sleep, approval",
         ),
         ({"output": 1}, "nodes.n.kind", "missing kind; known kinds: transform"),
         ({"kind": "sleep"}, "nodes.n.duration", "missing required field"),
