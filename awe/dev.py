@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -25,6 +26,8 @@ from streams.client import CommandClient, follow_run
 from streams.reader import RunReader
 from streams.registry import DefinitionRegistry
 from streams.settings import Settings
+
+DEV_METRICS_PORT = 9464
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 #: The example plugins, built by examples/plugins/build.sh and committed so the demo needs no C toolchain.
@@ -82,6 +85,10 @@ def run_dev(*, port: int, example: str, once: bool, console: Console) -> int:
         console.print(f"broker up at {bootstrap}", highlight=False)
     settings = Settings(kafka_bootstrap=bootstrap)
     env = {**os.environ, "AWE_KAFKA_BOOTSTRAP": bootstrap}
+    metrics_port = _metrics_port()
+    if metrics_port is not None:
+        env["AWE_METRICS_PORT"] = str(metrics_port)
+        console.print(f"worker metrics on http://127.0.0.1:{metrics_port}/metrics (watch with `awe top`)")
     worker = subprocess.Popen([sys.executable, "-m", "awe", "worker", "--loglevel", "error"], env=env)
     try:
         ensure_topics(settings)
@@ -114,6 +121,18 @@ def run_dev(*, port: int, example: str, once: bool, console: Console) -> int:
         if started_broker:
             launcher.down(port)
         console.print("stopped")
+
+
+def _metrics_port() -> int | None:
+    """The worker's metrics port: AWE_METRICS_PORT, else 9464 when it is free, else none."""
+    if os.environ.get("AWE_METRICS_PORT"):
+        return int(os.environ["AWE_METRICS_PORT"])
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", DEV_METRICS_PORT))
+        except OSError:
+            return None
+    return DEV_METRICS_PORT
 
 
 def _interrupt(_signum: int, _frame: object) -> None:
