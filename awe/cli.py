@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 
-from awe import cli_fork, cli_store
+from awe import cli_fork, cli_gateway, cli_store
 from awe.cli_common import EXIT_FAILED, err, out
 from awe.cli_common import fail as _fail
 from awe.cli_common import json_line as _json_line
@@ -40,6 +40,7 @@ app.command("log")(cli_store.log)
 app.command("audit")(cli_store.audit)
 app.command("fork")(cli_fork.fork)
 app.command("diff")(cli_fork.diff)
+app.command("gateway")(cli_gateway.gateway)
 
 
 @topics_app.command("create")
