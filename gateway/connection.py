@@ -75,18 +75,23 @@ class Connection:
         self._send_event(event, message)
 
     async def send_history(self, events: list[RawEvent]) -> None:
-        """Send events read from the log, waiting for room (a long history is not a slow client)."""
+        """Send events read from the log, then what was held meanwhile, waiting for room: a long history
+        is not a slow client. Live events stay held until the last held one is queued."""
         for event in events:
-            if self.closing:
-                return
-            if event.seq > self.last_sent.get(event.run_id, 0):
-                self._note(event)
-                await self.queue.put(event_message(event))
+            await self._put(event, event_message(event))
+        while self.held:
+            event, message = self.held.pop(0)
+            await self._put(event, message)
+
+    async def _put(self, event: RawEvent, message: str) -> None:
+        if not self.closing and event.seq > self.last_sent.get(event.run_id, 0):
+            self._note(event)
+            await self.queue.put(message)
 
     def release(self) -> None:
-        """A history read ended: send what was held meanwhile, minus what the history already had."""
+        """A history read ended (sent or failed): live events flow again."""
         self.holding -= 1
-        if self.holding == 0:
+        if self.holding == 0 and self.held:
             held, self.held = self.held, []
             for event, message in held:
                 self._send_event(event, message)

@@ -367,3 +367,113 @@ async def _next_error(ws: Any) -> dict[str, Any]:
         message = json.loads(await asyncio.wait_for(ws.recv(), 10))
         if message["type"] == "error":
             return message
+
+
+@pytest.fixture(scope="module")
+def tight(engine: Engine) -> Iterator[GatewayServer]:
+    """An open gateway (tenant default) with a tiny send queue, a fast heartbeat and tight rate limits."""
+    settings = gateway_settings(
+        engine.settings,
+        ws_send_queue=3,
+        ws_ping_interval_s=0.3,
+        ws_rate_limit=1.0,
+        ws_rate_burst=5,
+        gateway_rate_limit=1.0,
+        gateway_rate_burst=3,
+    )
+    server = GatewayServer(settings)
+    server.wait_ready()
+    yield server
+    server.close()
+
+
+def _closes(server: GatewayServer, reason: str) -> float:
+    for line in httpx.get(f"{server.url}/metrics").text.splitlines():
+        if line.startswith(f'awe_gateway_ws_closes_total{{reason="{reason}"}}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_a_slow_consumer_is_closed_and_never_stalls_the_others(tight: GatewayServer, engine: Engine) -> None:
+    many, one = f"many-{uuid.uuid4().hex[:6]}", f"one-{uuid.uuid4().hex[:6]}"
+    engine.apply({"name": many, "nodes": {f"n{i}": {"kind": "transform", "output": i} for i in range(20)}})
+    engine.apply({"name": one, "nodes": {"n": {"kind": "transform", "output": 1}}})
+
+    async def scenario() -> None:
+        # This client reads nothing: its socket fills, then its queue, and the gateway closes it.
+        slow = await websockets.connect(tight.ws_url, max_queue=1)
+        await slow.send(json.dumps({"op": "subscribe", "workflow": many}))
+        async with websockets.connect(tight.ws_url) as fast:
+            await fast.send(json.dumps({"op": "subscribe", "workflow": one}))
+            await _next(fast, "subscribed")
+            # Runs are started straight on Kafka here: the tight gateway's REST rate limit is for another test.
+            for _ in range(10):
+                engine.start(many)
+            watched = engine.start(one)[0]
+            got = await _events_until(fast, watched, "RunSucceeded")
+            assert [e["seq"] for e in got] == list(range(1, len(got) + 1))
+        wait_until(lambda: _closes(tight, "slow_consumer") >= 1, 30)
+        assert await _close_of(slow) == (4008, "slow_consumer")
+
+    asyncio.run(scenario())
+
+
+def test_a_client_that_misses_two_pongs_is_closed(tight: GatewayServer) -> None:
+    async def answer_pings(ws: Any, pings: list[float]) -> None:
+        while True:
+            if json.loads(await ws.recv())["type"] == "ping":
+                pings.append(time.monotonic())
+                await ws.send(json.dumps({"op": "pong"}))
+
+    async def scenario() -> None:
+        silent = await websockets.connect(tight.ws_url)
+        async with websockets.connect(tight.ws_url) as alive:
+            pings: list[float] = []
+            answering = asyncio.get_running_loop().create_task(answer_pings(alive, pings))
+            started = time.monotonic()
+            assert await _close_of(silent) == (4000, "heartbeat_timeout")
+            assert time.monotonic() - started < 5
+            await asyncio.sleep(1.0)
+            # The one that answers is still there, pinged all along.
+            assert not answering.done() and len(pings) >= 4
+            answering.cancel()
+
+    asyncio.run(scenario())
+
+
+async def _close_of(ws: Any) -> tuple[int, str]:
+    """Read (and drop) messages until the server closes; its close code and reason."""
+    try:
+        while True:
+            await asyncio.wait_for(ws.recv(), 10)
+    except ConnectionClosed as closed:
+        assert closed.rcvd is not None
+        return closed.rcvd.code, closed.rcvd.reason
+
+
+async def _next_of(ws: Any, kind: str) -> dict[str, Any]:
+    while True:
+        message = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        if message["type"] == kind:
+            return message
+
+
+def test_rate_limits_answer_429_and_an_error_message(tight: GatewayServer) -> None:
+    with tight.client() as client:
+        answers = [client.get("/v1/workflows") for _ in range(6)]
+    limited = [a for a in answers if a.status_code == 429]
+    assert limited, [a.status_code for a in answers]
+    assert limited[0].json()["error"]["code"] == "rate_limited"
+    assert int(limited[0].headers["retry-after"]) >= 1
+
+    async def scenario() -> None:
+        async with websockets.connect(tight.ws_url) as ws:
+            for _ in range(10):
+                await ws.send(json.dumps({"op": "unsubscribe", "all": True}))
+            codes = set()
+            for _ in range(10):
+                message = await _next_of(ws, "error")
+                codes.add(message["code"])
+            assert "rate_limited" in codes
+
+    asyncio.run(scenario())
