@@ -447,8 +447,9 @@ async def _close_of(ws: Any) -> tuple[int, str]:
         while True:
             await asyncio.wait_for(ws.recv(), 10)
     except ConnectionClosed as closed:
-        assert closed.rcvd is not None
-        return closed.rcvd.code, closed.rcvd.reason
+        received = closed.rcvd
+    assert received is not None
+    return received.code, received.reason
 
 
 async def _next_of(ws: Any, kind: str) -> dict[str, Any]:
