@@ -96,10 +96,13 @@ def run(
     wait: Annotated[bool, typer.Option("--wait", help="follow the run until it ends")] = False,
     timeout: Annotated[float | None, typer.Option(help="with --wait: give up after S seconds (exit 3)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the run as one JSON line")] = False,
+    gateway: Annotated[str | None, typer.Option("--gateway", help="talk to a gateway at URL (AWE_API_KEY)")] = None,
 ) -> None:
     """Start a run; with --wait, exit 0 on success, 1 on failure, cancel or rejection, 3 on timeout."""
     settings = _settings()
     inputs = _parse_inputs(input or [], inputs_json)
+    if gateway:
+        return cli_gateway.GatewayClient(gateway).run(name, version, inputs, wait, timeout, as_json)
     client = CommandClient(settings)
     run_id = new_id()
     start_offset = None
@@ -133,8 +136,11 @@ def events(
     run_id: str,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="keep waiting for new events")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="one envelope per line")] = False,
+    gateway: Annotated[str | None, typer.Option("--gateway", help="talk to a gateway at URL (AWE_API_KEY)")] = None,
 ) -> None:
-    """Print a run's events in seq order."""
+    """Print a run's events in seq order (through a gateway: always as JSON lines)."""
+    if gateway:
+        return cli_gateway.GatewayClient(gateway).events(run_id, follow)
     settings = _settings()
     printer = EventPrinter(out)
     seen: list[Any] = []
@@ -157,6 +163,7 @@ def signal(
     run_id: str,
     node: str,
     data: Annotated[str | None, typer.Option(help="JSON payload, e.g. '{\"approve\": true}'")] = None,
+    gateway: Annotated[str | None, typer.Option("--gateway", help="talk to a gateway at URL (AWE_API_KEY)")] = None,
 ) -> None:
     """Send a signal to a node of a run (an approval's answer)."""
     payload: Any = None
@@ -165,14 +172,24 @@ def signal(
             payload = orjson.loads(data)
         except orjson.JSONDecodeError as e:
             _fail(f"--data is not JSON: {e}")
-    CommandClient(_settings()).signal(run_id, node, payload)
+    if gateway:
+        cli_gateway.GatewayClient(gateway).call("POST", f"/v1/runs/{run_id}/signals/{node}", json=payload)
+    else:
+        CommandClient(_settings()).signal(run_id, node, payload)
     out.print(f"signal sent to {run_id} {node}", highlight=False)
 
 
 @app.command("cancel")
-def cancel(run_id: str, reason: Annotated[str | None, typer.Option()] = None) -> None:
+def cancel(
+    run_id: str,
+    reason: Annotated[str | None, typer.Option()] = None,
+    gateway: Annotated[str | None, typer.Option("--gateway", help="talk to a gateway at URL (AWE_API_KEY)")] = None,
+) -> None:
     """Cancel a run."""
-    CommandClient(_settings()).cancel(run_id, reason)
+    if gateway:
+        cli_gateway.GatewayClient(gateway).call("POST", f"/v1/runs/{run_id}/cancel", json={"reason": reason})
+    else:
+        CommandClient(_settings()).cancel(run_id, reason)
     out.print(f"cancel sent to {run_id}", highlight=False)
 
 

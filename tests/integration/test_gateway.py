@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,7 +24,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from schemas.state import run_view
 from streams.store import EventStore
 from tests.gateway.server import GatewayServer, gateway_settings
-from tests.harness import Engine, wait_until
+from tests.harness import REPO, Engine, settings_env, wait_until
 
 KEYS = {
     "acme-op": {"tenant": "acme", "role": "operator"},
@@ -478,3 +480,31 @@ def test_rate_limits_answer_429_and_an_error_message(tight: GatewayServer) -> No
             assert "rate_limited" in codes
 
     asyncio.run(scenario())
+
+
+def test_the_cli_through_the_gateway(gateway: GatewayServer, engine: Engine) -> None:
+    name = f"cli-{uuid.uuid4().hex[:6]}"
+    with gateway.client("acme-op") as acme:
+        acme.post("/v1/workflows", json={"name": name, "nodes": {"a": {"kind": "transform", "output": 7}}})
+
+    def awe(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {**settings_env(engine.settings), "AWE_API_KEY": "acme-op"}
+        return subprocess.run(
+            [sys.executable, "-m", "awe", *args, "--gateway", gateway.url],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    ran = awe("run", name, "--wait", "--json", "--timeout", "30")
+    assert ran.returncode == 0, ran.stderr
+    view = json.loads(ran.stdout.splitlines()[-1])
+    assert view["status"] == "succeeded" and view["nodes"]["a"]["output"] == 7
+    events = awe("events", view["run_id"])
+    seqs = [json.loads(line)["seq"] for line in events.stdout.splitlines()]
+    assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) >= 4
+    unknown = awe("cancel", "no-such-run")
+    assert unknown.returncode == 1 and "unknown_run" in unknown.stderr
+    assert awe("run", name, "--input", "x=1").returncode == 1  # an unknown input: 422 from the gateway
