@@ -209,11 +209,12 @@ def dev(
     port: Annotated[int, typer.Option(help="broker port")] = 9092,
     example: Annotated[str, typer.Option(help="which example to run")] = "triage",
     once: Annotated[bool, typer.Option("--once", help="stop everything after the demo run")] = False,
+    gateway_port: Annotated[int, typer.Option(help="the gateway's port once the demo ran (0: none)")] = 8080,
 ) -> None:
     """Start a broker, a worker and the examples; run one example live, approving it when it asks."""
     from awe.dev import run_dev
 
-    raise typer.Exit(run_dev(port=port, example=example, once=once, console=out))
+    raise typer.Exit(run_dev(port=port, example=example, once=once, console=out, gateway_port=gateway_port))
 
 
 def main() -> None:

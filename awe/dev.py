@@ -62,8 +62,9 @@ def _demo_inputs(example: str, webhook: str, console: Console) -> dict[str, Any]
     return {"name": "awe"}
 
 
-def run_dev(*, port: int, example: str, once: bool, console: Console) -> int:
-    """Run the demo; with ``once`` stop after it, else keep everything up until Ctrl-C. Returns an exit code."""
+def run_dev(*, port: int, example: str, once: bool, console: Console, gateway_port: int = 8080) -> int:
+    """Run the demo; with ``once`` stop after it, else keep everything up (with the gateway on
+    ``gateway_port`` unless it is 0) until Ctrl-C. Returns an exit code."""
     started_broker = False
     bootstrap = os.environ.get("AWE_KAFKA_BOOTSTRAP")
     existing = [c for c in launcher.status() if c.port == port]
@@ -80,6 +81,7 @@ def run_dev(*, port: int, example: str, once: bool, console: Console) -> int:
     settings = Settings(kafka_bootstrap=bootstrap)
     env = {**os.environ, "AWE_KAFKA_BOOTSTRAP": bootstrap}
     worker = subprocess.Popen([sys.executable, "-m", "awe", "worker", "--loglevel", "error"], env=env)
+    gateway: subprocess.Popen[bytes] | None = None
     try:
         ensure_topics(settings)
         registry = DefinitionRegistry(settings)
@@ -92,7 +94,8 @@ def run_dev(*, port: int, example: str, once: bool, console: Console) -> int:
         console.print_json(data=run_view(state))
         code = 0 if state.status == "succeeded" else 1
         if not once:
-            console.print("awe is running; Ctrl-C stops the worker and the broker.")
+            gateway = _start_gateway(env, gateway_port, console)
+            console.print("awe is running; Ctrl-C stops the worker, the gateway and the broker.")
             signal.signal(signal.SIGTERM, _interrupt)
             with contextlib.suppress(KeyboardInterrupt):
                 worker.wait()
@@ -100,6 +103,9 @@ def run_dev(*, port: int, example: str, once: bool, console: Console) -> int:
     except KeyboardInterrupt:
         return 130
     finally:
+        if gateway is not None:
+            gateway.terminate()
+            gateway.wait(30)
         worker.send_signal(signal.SIGTERM)
         try:
             worker.wait(30)
@@ -108,6 +114,14 @@ def run_dev(*, port: int, example: str, once: bool, console: Console) -> int:
         if started_broker:
             launcher.down(port)
         console.print("stopped")
+
+
+def _start_gateway(env: dict[str, str], port: int, console: Console) -> subprocess.Popen[bytes] | None:
+    if port == 0:
+        return None
+    command = [sys.executable, "-m", "awe", "gateway", "--port", str(port), "--log-level", "warning"]
+    console.print(f"gateway on http://127.0.0.1:{port} (API docs at /docs)", highlight=False)
+    return subprocess.Popen(command, env=env)
 
 
 def _interrupt(_signum: int, _frame: object) -> None:
