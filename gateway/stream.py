@@ -172,21 +172,24 @@ async def _receive_loop(websocket: WebSocket, gateway: Gateway, connection: Conn
             connection.offer(_error("message_too_large", f"messages are limited to {limit} bytes"))
             connection.close(CLOSE_TOO_LARGE, "message_too_large")
             return
-        if connection.limiter.take() > 0:
-            connection.offer(_error("rate_limited", "too many messages; slow down"))
-            continue
         _handle(gateway, connection, text)
 
 
 def _handle(gateway: Gateway, connection: Connection, text: str) -> None:
     try:
-        message = orjson.loads(text)
+        message: Any = orjson.loads(text)
     except orjson.JSONDecodeError:
-        connection.offer(_error("invalid_json", "messages are JSON objects"))
-        return
+        message = None
     op = message.get("op") if isinstance(message, dict) else None
     if op == "pong":
+        # Never rate limited: a busy client must not be closed for missing heartbeats it answered.
         connection.missed_pongs = 0
+        return
+    if connection.limiter.take() > 0:
+        connection.offer(_error("rate_limited", "too many messages; slow down"))
+        return
+    if not isinstance(message, dict):
+        connection.offer(_error("invalid_json", "messages are JSON objects"))
         return
     if op not in ("subscribe", "unsubscribe"):
         connection.offer(_error("unknown_op", "op is one of subscribe, unsubscribe, pong"))
