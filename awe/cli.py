@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 
-from awe import cli_fork, cli_store, cli_top
+from awe import cli_fork, cli_gateway, cli_store, cli_top
 from awe.cli_common import EXIT_FAILED, err, out
 from awe.cli_common import fail as _fail
 from awe.cli_common import json_line as _json_line
@@ -43,6 +43,7 @@ app.command("top")(cli_top.top)
 app.command("fork")(cli_fork.fork)
 app.command("diff")(cli_fork.diff)
 app.add_typer(plugin_app, name="plugin")
+app.command("gateway")(cli_gateway.gateway)
 
 
 @topics_app.command("create")
@@ -98,10 +99,13 @@ def run(
     wait: Annotated[bool, typer.Option("--wait", help="follow the run until it ends")] = False,
     timeout: Annotated[float | None, typer.Option(help="with --wait: give up after S seconds (exit 3)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the run as one JSON line")] = False,
+    gateway: Annotated[str | None, typer.Option("--gateway", help="talk to a gateway at URL (AWE_API_KEY)")] = None,
 ) -> None:
     """Start a run; with --wait, exit 0 on success, 1 on failure, cancel or rejection, 3 on timeout."""
     settings = _settings()
     inputs = _parse_inputs(input or [], inputs_json)
+    if gateway:
+        return cli_gateway.GatewayClient(gateway).run(name, version, inputs, wait, timeout, as_json)
     client = CommandClient(settings)
     run_id = new_id()
     start_offset = None
@@ -135,8 +139,11 @@ def events(
     run_id: str,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="keep waiting for new events")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="one envelope per line")] = False,
+    gateway: Annotated[str | None, typer.Option("--gateway", help="talk to a gateway at URL (AWE_API_KEY)")] = None,
 ) -> None:
-    """Print a run's events in seq order."""
+    """Print a run's events in seq order (through a gateway: always as JSON lines)."""
+    if gateway:
+        return cli_gateway.GatewayClient(gateway).events(run_id, follow)
     settings = _settings()
     printer = EventPrinter(out)
     seen: list[Any] = []
@@ -159,6 +166,7 @@ def signal(
     run_id: str,
     node: str,
     data: Annotated[str | None, typer.Option(help="JSON payload, e.g. '{\"approve\": true}'")] = None,
+    gateway: Annotated[str | None, typer.Option("--gateway", help="talk to a gateway at URL (AWE_API_KEY)")] = None,
 ) -> None:
     """Send a signal to a node of a run (an approval's answer)."""
     payload: Any = None
@@ -167,14 +175,24 @@ def signal(
             payload = orjson.loads(data)
         except orjson.JSONDecodeError as e:
             _fail(f"--data is not JSON: {e}")
-    CommandClient(_settings()).signal(run_id, node, payload)
+    if gateway:
+        cli_gateway.GatewayClient(gateway).call("POST", f"/v1/runs/{run_id}/signals/{node}", json=payload)
+    else:
+        CommandClient(_settings()).signal(run_id, node, payload)
     out.print(f"signal sent to {run_id} {node}", highlight=False)
 
 
 @app.command("cancel")
-def cancel(run_id: str, reason: Annotated[str | None, typer.Option()] = None) -> None:
+def cancel(
+    run_id: str,
+    reason: Annotated[str | None, typer.Option()] = None,
+    gateway: Annotated[str | None, typer.Option("--gateway", help="talk to a gateway at URL (AWE_API_KEY)")] = None,
+) -> None:
     """Cancel a run."""
-    CommandClient(_settings()).cancel(run_id, reason)
+    if gateway:
+        cli_gateway.GatewayClient(gateway).call("POST", f"/v1/runs/{run_id}/cancel", json={"reason": reason})
+    else:
+        CommandClient(_settings()).cancel(run_id, reason)
     out.print(f"cancel sent to {run_id}", highlight=False)
 
 
@@ -194,11 +212,12 @@ def dev(
     port: Annotated[int, typer.Option(help="broker port")] = 9092,
     example: Annotated[str, typer.Option(help="which example to run")] = "triage",
     once: Annotated[bool, typer.Option("--once", help="stop everything after the demo run")] = False,
+    gateway_port: Annotated[int, typer.Option(help="the gateway's port once the demo ran (0: none)")] = 8080,
 ) -> None:
     """Start a broker, a worker and the examples; run one example live, approving it when it asks."""
     from awe.dev import run_dev
 
-    raise typer.Exit(run_dev(port=port, example=example, once=once, console=out))
+    raise typer.Exit(run_dev(port=port, example=example, once=once, console=out, gateway_port=gateway_port))
 
 
 def main() -> None:

@@ -68,8 +68,9 @@ def _demo_inputs(example: str, webhook: str, console: Console) -> dict[str, Any]
     return {"name": "awe"}
 
 
-def run_dev(*, port: int, example: str, once: bool, console: Console) -> int:
-    """Run the demo; with ``once`` stop after it, else keep everything up until Ctrl-C. Returns an exit code."""
+def run_dev(*, port: int, example: str, once: bool, console: Console, gateway_port: int = 8080) -> int:
+    """Run the demo; with ``once`` stop after it, else keep everything up (with the gateway on
+    ``gateway_port`` unless it is 0) until Ctrl-C. Returns an exit code."""
     started_broker = False
     bootstrap = os.environ.get("AWE_KAFKA_BOOTSTRAP")
     existing = [c for c in launcher.status() if c.port == port]
@@ -90,6 +91,7 @@ def run_dev(*, port: int, example: str, once: bool, console: Console) -> int:
         env["AWE_METRICS_PORT"] = str(metrics_port)
         console.print(f"worker metrics on http://127.0.0.1:{metrics_port}/metrics (watch with `awe top`)")
     worker = subprocess.Popen([sys.executable, "-m", "awe", "worker", "--loglevel", "error"], env=env)
+    gateway: subprocess.Popen[bytes] | None = None
     try:
         ensure_topics(settings)
         for path in sorted(PLUGINS.glob("*.wasm")):
@@ -105,7 +107,8 @@ def run_dev(*, port: int, example: str, once: bool, console: Console) -> int:
         console.print_json(data=run_view(state))
         code = 0 if state.status == "succeeded" else 1
         if not once:
-            console.print("awe is running; Ctrl-C stops the worker and the broker.")
+            gateway = _start_gateway(env, gateway_port, console)
+            console.print("awe is running; Ctrl-C stops the worker, the gateway and the broker.")
             signal.signal(signal.SIGTERM, _interrupt)
             with contextlib.suppress(KeyboardInterrupt):
                 worker.wait()
@@ -113,6 +116,9 @@ def run_dev(*, port: int, example: str, once: bool, console: Console) -> int:
     except KeyboardInterrupt:
         return 130
     finally:
+        if gateway is not None:
+            gateway.terminate()
+            gateway.wait(30)
         worker.send_signal(signal.SIGTERM)
         try:
             worker.wait(30)
@@ -133,6 +139,14 @@ def _metrics_port() -> int | None:
         except OSError:
             return None
     return DEV_METRICS_PORT
+
+
+def _start_gateway(env: dict[str, str], port: int, console: Console) -> subprocess.Popen[bytes] | None:
+    if port == 0:
+        return None
+    command = [sys.executable, "-m", "awe", "gateway", "--port", str(port), "--log-level", "warning"]
+    console.print(f"gateway on http://127.0.0.1:{port} (API docs at /docs)", highlight=False)
+    return subprocess.Popen(command, env=env)
 
 
 def _interrupt(_signum: int, _frame: object) -> None:

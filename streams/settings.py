@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Guarantee = Literal["exactly_once", "at_least_once"]
@@ -59,6 +59,27 @@ class Settings(BaseSettings):
     data_dir: Path | None = Field(
         default=None, description="where workers keep Faust's local table data; default $AWE_HOME/workers"
     )
+
+    # The gateway (docs/gateway.md). Credentials are SecretStr so they never show in a settings dump.
+    api_keys: SecretStr | None = Field(
+        default=None, description='gateway API keys, JSON {"<key>": {"tenant": ..., "role": ...}}; hashed at load'
+    )
+    api_keys_file: Path | None = Field(default=None, description="a file holding the same JSON as AWE_API_KEYS")
+    api_key: SecretStr | None = Field(default=None, description="the key the CLI sends with --gateway")
+    jwt_secret: SecretStr | None = Field(default=None, description="HS256 secret the gateway verifies JWTs with")
+    jwt_public_key_file: Path | None = Field(default=None, description="PEM public key for RS256 JWTs")
+    jwt_issuer: str | None = Field(default=None, description="the `iss` a JWT must carry, when set")
+    jwt_audience: str | None = Field(default=None, description="the `aud` a JWT must carry, when set")
+    jwt_tenant_claim: str = "tenant"
+    jwt_role_claim: str = "role"
+    gateway_rate_limit: float = Field(default=200.0, gt=0, description="requests/s per tenant per gateway process")
+    gateway_rate_burst: int = Field(default=400, ge=1)
+    gateway_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    ws_max_message_bytes: int = Field(default=64 * 1024, ge=256)
+    ws_rate_limit: float = Field(default=20.0, gt=0, description="client messages/s per WebSocket connection")
+    ws_rate_burst: int = Field(default=40, ge=1)
+    ws_send_queue: int = Field(default=1000, ge=1, description="messages queued per connection before slow_consumer")
+    ws_ping_interval_s: float = Field(default=15.0, gt=0)
 
     def worker_data_dir(self, app_id: str) -> Path:
         """The data directory of one Faust app: never the working directory, where Faust puts it by default."""

@@ -1,0 +1,341 @@
+"""Gateway benchmark.
+
+(a) Start-run requests/s through ``POST /v1/runs`` beside a bare Starlette JSON endpoint, both under uvicorn
+    in processes of their own, loaded by the same client in the same run (target: at least 50% of bare).
+(b) N concurrent WebSocket subscribers on one gateway process, the load from a separate process, each
+    subscribed to one of R live runs, with E events/s in total: gateway RSS and event-to-client latency
+    p50/p99 (targets: 10,000 held, RSS at most 1 GiB, p99 at most 200 ms); then the largest broadcast rate
+    (one run watched by every subscriber) the process sustains.
+
+Events for (b) are produced straight to ``awe.events`` as envelopes of live runs (the gateway cannot tell
+who wrote them), each stamped with its send time, so the client process measures end-to-end latency.
+The file-descriptor limit is raised here, for this process and its children, never in the OS.
+
+    python benchmarks/gateway.py                               # the issue's sizes
+    python benchmarks/gateway.py --subscribers 2000 --runs 200 --rate 200 --seconds 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import httpx  # noqa: E402
+import orjson  # noqa: E402
+from confluent_kafka import Producer  # noqa: E402
+
+from schemas.envelope import event_id_for  # noqa: E402
+from streams.admin import ensure_topics  # noqa: E402
+from streams.producer import producer_config  # noqa: E402
+from streams.settings import Settings  # noqa: E402
+from streams.topics import Catalog, Role  # noqa: E402
+
+BARE_APP = """
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+import orjson
+
+async def start(request):
+    body = orjson.loads(await request.body())
+    return JSONResponse({"run_id": body["workflow"]}, status_code=202)
+
+app = Starlette(routes=[Route("/v1/runs", start, methods=["POST"])])
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def raise_fd_limit() -> int:
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else 1_048_576
+    resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    return wanted
+
+
+def wait_http(url: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=5).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(url)
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+async def load(url: str, body: bytes, seconds: float, concurrency: int) -> float:
+    """Closed-loop POSTs for ``seconds``; requests/s answered 202."""
+    done = 0
+    deadline = time.monotonic() + seconds
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+
+        async def worker() -> None:
+            nonlocal done
+            while time.monotonic() < deadline:
+                answer = await client.post(url, content=body, headers={"content-type": "application/json"})
+                if answer.status_code == 202:
+                    done += 1
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return done / seconds
+
+
+# --- the subscribers' process ---------------------------------------------------------------------------
+
+
+async def subscribers(url: str, runs: list[str], count: int, seconds: float) -> dict[str, Any]:
+    import websockets
+
+    latencies: list[float] = []
+    received = 0
+    closed = 0
+
+    async def one(i: int, ready: asyncio.Event, started: list[int]) -> None:
+        nonlocal received, closed
+        try:
+            async with websockets.connect(url, max_size=2**20, open_timeout=120, ping_interval=None) as ws:
+                await ws.send(json.dumps({"op": "subscribe", "run_id": runs[i % len(runs)]}))
+                started[0] += 1
+                if started[0] == count:
+                    ready.set()
+                async for raw in ws:
+                    message = orjson.loads(raw)
+                    if message["type"] == "event":
+                        received += 1
+                        latencies.append(time.time() - message["event"]["payload"]["sent"])
+                    elif message["type"] == "ping":
+                        await ws.send('{"op":"pong"}')
+        except Exception:
+            closed += 1
+
+    ready = asyncio.Event()
+    started = [0]
+    tasks = []
+    for i in range(count):
+        tasks.append(asyncio.create_task(one(i, ready, started)))
+        if i % 200 == 199:
+            await asyncio.sleep(0.05)  # do not SYN-flood the listen backlog
+    await asyncio.wait_for(ready.wait(), 300)
+    print("READY", flush=True)
+    latencies.clear()
+    received = 0
+    await asyncio.sleep(seconds)
+    held = count - closed
+    for task in tasks:
+        task.cancel()
+    return {
+        "held": held,
+        "received": received,
+        "p50_ms": pct(latencies, 0.5) * 1000,
+        "p99_ms": pct(latencies, 0.99) * 1000,
+    }
+
+
+# --- the driver ------------------------------------------------------------------------------------------
+
+
+def produce_events(settings: Settings, runs: list[str], rate: float, seconds: float, seqs: dict[str, int]) -> int:
+    producer = Producer(producer_config(settings, **{"linger.ms": 5}))
+    topic = Catalog(settings).name(Role.EVENTS)
+    interval = 1.0 / rate
+    sent = 0
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        run_id = runs[sent % len(runs)]
+        seqs[run_id] = seqs.get(run_id, 0) + 1
+        seq = seqs[run_id]
+        envelope = {
+            "event_id": event_id_for(run_id, seq),
+            "run_id": run_id,
+            "tenant_id": "default",
+            "seq": seq,
+            "type": "RunStarted" if seq == 1 else "NodeStarted",
+            "schema_version": 1,
+            "time": "2026-01-01T00:00:00Z",
+            "payload": {"workflow": "bench", "version": 1, "inputs": {}, "sent": time.time()}
+            if seq == 1
+            else {"node_id": "n", "attempt": 1, "sent": time.time()},
+        }
+        producer.produce(topic, key=run_id, value=orjson.dumps(envelope))
+        producer.poll(0)
+        sent += 1
+        pause = start + sent * interval - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+    producer.flush(30)
+    return sent
+
+
+def run_subscribers(
+    ws_url: str, runs: list[str], count: int, seconds: float, settings: Settings, rate: float, seqs: dict[str, int]
+) -> dict[str, Any]:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            __file__,
+            "--role",
+            "subscribers",
+            "--ws",
+            ws_url,
+            "--subscribers",
+            str(count),
+            "--seconds",
+            str(seconds),
+            "--run-ids",
+            ",".join(runs),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("READY"):
+        raise RuntimeError(f"subscribers failed: {line}")
+    produce_events(settings, runs, rate, seconds - 1, seqs)
+    out, _ = proc.communicate(timeout=seconds + 120)
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--role", default="driver")
+    parser.add_argument("--ws", default="")
+    parser.add_argument("--run-ids", default="")
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--subscribers", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=1_000)
+    parser.add_argument("--rate", type=float, default=1_000.0, help="events/s in total for (b)")
+    parser.add_argument("--concurrency", type=int, default=64, help="HTTP clients for (a)")
+    parser.add_argument("--broadcast-rates", type=float, nargs="+", default=[5, 10, 20, 50, 100])
+    args = parser.parse_args()
+    fds = raise_fd_limit()
+    if args.role == "subscribers":
+        stats = asyncio.run(subscribers(args.ws, args.run_ids.split(","), args.subscribers, args.seconds))
+        print(json.dumps(stats), flush=True)
+        return
+
+    with ExitStack() as stack:
+        bootstrap = os.environ.get("AWE_KAFKA_BOOTSTRAP")
+        if not bootstrap:
+            from streams import launcher
+
+            port = 39393
+            bootstrap = launcher.up(port, ephemeral=True).bootstrap
+            stack.callback(launcher.down, port)
+        tag = uuid.uuid4().hex[:6]
+        settings = Settings(kafka_bootstrap=bootstrap, topic_prefix=f"bench{tag}.", partitions=6)
+        ensure_topics(settings)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWE_")}
+        env.update(
+            AWE_KAFKA_BOOTSTRAP=bootstrap,
+            AWE_TOPIC_PREFIX=settings.topic_prefix,
+            AWE_PARTITIONS="6",
+            AWE_GATEWAY_RATE_LIMIT="1000000",
+            AWE_GATEWAY_RATE_BURST="1000000",
+        )
+        gw_port, bare_port = free_port(), free_port()
+        logs = Path(tempfile.mkdtemp(prefix="awe-bench-gateway-"))
+        gw_log = (logs / "gateway.log").open("w")
+        gateway = subprocess.Popen(
+            [sys.executable, "-m", "awe", "gateway", "--port", str(gw_port), "--log-level", "warning"],
+            env=env,
+            cwd=REPO,
+            stdout=gw_log,
+            stderr=subprocess.STDOUT,
+        )
+        stack.callback(gateway.wait, 30)
+        stack.callback(gateway.terminate)
+        bare_file = logs / "bare_app.py"
+        bare_file.write_text(BARE_APP)
+        bare = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(bare_port), "--log-level", "warning"],
+            cwd=logs,
+        )
+        stack.callback(bare.wait, 30)
+        stack.callback(bare.terminate)
+        gw = f"http://127.0.0.1:{gw_port}"
+        wait_http(f"{gw}/readyz")
+        wait_http(f"http://127.0.0.1:{bare_port}/v1/runs")
+        definition = {
+            "name": "bench",
+            "inputs": {"n": {"type": "integer", "default": 1}},
+            "nodes": {"a": {"kind": "transform", "output": 1}},
+        }
+        httpx.post(f"{gw}/v1/workflows", json=definition, timeout=30).raise_for_status()
+        print(f"machine: {os.cpu_count()} cores shared by broker, gateway, load and bare app; fd limit {fds}")
+
+        body = orjson.dumps({"workflow": "bench", "inputs": {"n": 2}})
+        secs = min(args.seconds, 10.0)
+        bare_rate = asyncio.run(load(f"http://127.0.0.1:{bare_port}/v1/runs", body, secs, args.concurrency))
+        start_rate = asyncio.run(load(f"{gw}/v1/runs", body, secs, args.concurrency))
+        print(f"(a) bare Starlette JSON endpoint: {bare_rate:,.0f} req/s")
+        print(
+            f"(a) POST /v1/runs (inputs checked, StartRun stored, acks=all): {start_rate:,.0f} req/s "
+            f"= {start_rate / bare_rate:.0%} of bare (target >= 50%)"
+        )
+
+        runs = [f"bench-run-{tag}-{i}" for i in range(args.runs)]
+        seqs: dict[str, int] = {}
+        produce_events(settings, runs, max(args.rate, 500), len(runs) / max(args.rate, 500) + 0.5, seqs)
+        stats = run_subscribers(
+            f"ws://127.0.0.1:{gw_port}/v1/stream", runs, args.subscribers, args.seconds, settings, args.rate, seqs
+        )
+        print(
+            f"(b) {args.subscribers:,} subscribers over {args.runs:,} runs at {args.rate:,.0f} events/s: "
+            f"held {stats['held']:,}; gateway RSS {rss_mib(gateway.pid):,.0f} MiB; event-to-client latency "
+            f"p50 {stats['p50_ms']:.1f} ms, p99 {stats['p99_ms']:.1f} ms ({stats['received']:,} deliveries)"
+        )
+
+        one = [runs[0]]
+        for rate in args.broadcast_rates:
+            stats = run_subscribers(
+                f"ws://127.0.0.1:{gw_port}/v1/stream", one, args.subscribers, 6, settings, rate, seqs
+            )
+            expected = rate * 5 * args.subscribers
+            share = stats["received"] / expected if expected else 0
+            print(
+                f"(b) broadcast {rate:,.0f} events/s to {args.subscribers:,}: {stats['received'] / 5:,.0f} "
+                f"deliveries/s ({share:.0%} of sent x subscribers), held {stats['held']:,}, "
+                f"p99 {stats['p99_ms']:.0f} ms"
+            )
+            if share < 0.95 or stats["held"] < args.subscribers:
+                break
+        print(f"gateway log: {logs / 'gateway.log'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""Request bodies: read within the size limit, parsed as JSON, checked against a model with field paths."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.requests import Request
+
+from gateway.exceptions import InvalidRequestError, PayloadTooLargeError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class StartRunBody(BaseModel):
+    """``POST /v1/runs``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    workflow: str = Field(min_length=1, max_length=200)
+    version: int | None = Field(default=None, ge=1)
+    inputs: dict[str, Any] = Field(default_factory=dict)
+
+
+class CancelBody(BaseModel):
+    """``POST /v1/runs/{id}/cancel`` (the body is optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, or PayloadTooLargeError as soon as it passes ``limit`` bytes (never buffered beyond it)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(f"body of {declared} bytes is over the limit of {limit}", detail={"limit": limit})
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(f"body is over the limit of {limit} bytes", detail={"limit": limit})
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(raw: bytes) -> Any:
+    """JSON, or a 422 ``invalid_json`` that says where it broke."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise InvalidRequestError(f"body is not JSON: {e}", code="invalid_json", detail={"problems": []}) from e
+
+
+def parse_model(raw: bytes, model: type[M]) -> M:
+    """A JSON body as ``model``; a 422 listing every problem with its field path otherwise."""
+    value = parse_json(raw)
+    try:
+        return model.model_validate(value)
+    except ValidationError as e:
+        problems = [
+            {"path": ".".join(str(part) for part in error["loc"]) or "", "message": error["msg"]}
+            for error in e.errors(include_url=False)
+        ]
+        raise InvalidRequestError("body does not fit the schema", detail={"problems": problems}) from e

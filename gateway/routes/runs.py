@@ -1,0 +1,248 @@
+"""``/v1/runs``: start (202, idempotent), list with filters, get, events after a seq, state at a seq,
+offset or time, signals and cancel. Every read is of the caller's tenant; another's run is not found."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gateway.auth import Principal, Role
+from gateway.bodies import CancelBody, StartRunBody, parse_json, parse_model, read_body
+from gateway.directory import inputs_digest
+from gateway.exceptions import InvalidRequestError, NotFoundError
+from gateway.history import RawEvent, read_run
+from gateway.idempotency import Start, is_retry, run_id_for
+from gateway.state import Gateway, authorize
+from schemas.commands import CancelRun, SignalRun, StartRun, new_id
+from schemas.envelope import Envelope
+from schemas.exceptions import InputError
+from schemas.state import RunState, evolve, run_view
+from schemas.validation import validate_inputs
+from streams.codec import encode
+from streams.registry import RegisteredDefinition
+
+MAX_KEY = 200
+_STATUSES = {"running", "waiting", "succeeded", "failed", "cancelled", "rejected"}
+
+
+def _problem(path: str, message: str, code: str = "invalid_request") -> InvalidRequestError:
+    return InvalidRequestError(message, code=code, detail={"problems": [{"path": path, "message": message}]})
+
+
+async def _definition(gateway: Gateway, tenant: str, workflow: str, version: int | None) -> RegisteredDefinition:
+    found = gateway.registry.get(tenant, workflow, version)
+    if found is None:
+        found = await gateway.blocking(gateway.registry.resolve, tenant, workflow, version)
+    if found is None:
+        shown = workflow + (f" version {version}" if version is not None else "")
+        raise _problem("workflow", f"no workflow named {shown}", "unknown_workflow")
+    return found
+
+
+def _checked_inputs(record: RegisteredDefinition, inputs: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return validate_inputs(record.definition, inputs)
+    except InputError as e:
+        raise InvalidRequestError(e.message, code=e.code, detail=e.detail) from e
+
+
+async def start_run(request: Request) -> Response:
+    """Validate the inputs against the definition, produce StartRun, answer 202 ``{"run_id"}``."""
+    gateway, principal = authorize(request, Role.OPERATOR)
+    body = parse_model(await read_body(request, gateway.settings.gateway_max_body_bytes), StartRunBody)
+    tenant = principal.tenant
+    key = request.headers.get("idempotency-key")
+    if key is not None and not 0 < len(key) <= MAX_KEY:
+        raise _problem("header:Idempotency-Key", f"must be 1 to {MAX_KEY} characters")
+    run_id = run_id_for(tenant, key) if key is not None else new_id()
+    recorded = gateway.directory.recorded_start(run_id) if key is not None else None
+    # A retry without a version asks for whatever version the first request resolved to.
+    version = body.version if body.version is not None or recorded is None else recorded.version
+    record = await _definition(gateway, tenant, body.workflow, version)
+    inputs = _checked_inputs(record, body.inputs)
+    asked = Start(tenant, record.name, record.version, inputs_digest(inputs))
+    if key is not None and is_retry(asked, recorded, gateway.recent.get(run_id, tenant)):
+        return JSONResponse({"run_id": run_id}, status_code=202, headers={"Idempotent-Replayed": "true"})
+    command = StartRun(
+        run_id=run_id,
+        tenant_id=tenant,
+        workflow=record.name,
+        version=record.version,
+        inputs=body.inputs,
+        principal=principal.name,
+    )
+    await gateway.producer.produce(gateway.commands_topic, run_id, encode(command))
+    gateway.recent.remember(run_id, asked)
+    return JSONResponse({"run_id": run_id}, status_code=202, headers={"Location": f"/v1/runs/{run_id}"})
+
+
+def _int_param(
+    request: Request, name: str, default: int | None, *, low: int = 0, high: int | None = None
+) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise _problem(f"query:{name}", f"must be an integer, got {raw!r}") from None
+    if value < low or (high is not None and value > high):
+        raise _problem(f"query:{name}", f"must be between {low} and {high if high is not None else 'any'}")
+    return value
+
+
+async def list_runs(request: Request) -> JSONResponse:
+    """The tenant's runs, newest first: ``?status=&workflow=&parent=&limit=&before=<run id>``."""
+    gateway, principal = authorize(request)
+    gateway.require_ready()
+    status = request.query_params.get("status")
+    if status is not None and status not in _STATUSES:
+        raise _problem("query:status", f"must be one of {', '.join(sorted(_STATUSES))}")
+    runs = gateway.directory.list(
+        principal.tenant,
+        status=status,
+        workflow=request.query_params.get("workflow"),
+        parent=request.query_params.get("parent"),
+        limit=_int_param(request, "limit", 100, low=1, high=1000) or 100,
+        before=request.query_params.get("before"),
+    )
+    return JSONResponse({"runs": runs})
+
+
+async def _history(gateway: Gateway, principal: Principal, run_id: str, from_seq: int = 1) -> list[RawEvent] | None:
+    """The run's events from ``from_seq``; None when the run is not the caller's (or not known yet)."""
+    if gateway.directory.summary(run_id, principal.tenant) is None:
+        return None
+    where = gateway.directory.locate(run_id)
+    if where is None:
+        return None
+    events = await gateway.blocking(
+        read_run, gateway.settings, gateway.events_topic, run_id, where[0], where[1], from_seq
+    )
+    return [e for e in events if e.tenant_id == principal.tenant]
+
+
+def _unknown(run_id: str) -> NotFoundError:
+    return NotFoundError(f"no run {run_id}", code="unknown_run")
+
+
+def _fold(run_id: str, events: list[RawEvent], until: Any = None) -> RunState:
+    state = RunState(run_id=run_id)
+    for raw in events:
+        envelope = Envelope.model_validate_json(raw.value)
+        if until is not None and not until(raw, envelope):
+            break
+        state = evolve(state, envelope)
+    return state
+
+
+async def get_run(request: Request) -> JSONResponse:
+    """The run object of ``awe run --json``."""
+    gateway, principal = authorize(request)
+    run_id = request.path_params["run_id"]
+    events = await _history(gateway, principal, run_id)
+    if events is None:
+        if gateway.recent.get(run_id, principal.tenant) is not None:
+            # Started from here moments ago; its first event is not folded yet.
+            return JSONResponse({"run_id": run_id, "status": "running", "outputs": None, "nodes": {}, "error": None})
+        raise _unknown(run_id)
+    return JSONResponse(run_view(_fold(run_id, events)))
+
+
+async def run_events(request: Request) -> Response:
+    """The run's events with ``seq > after_seq``, as stored: ``{"events": [<envelope>...], "last_seq"}``."""
+    gateway, principal = authorize(request)
+    run_id = request.path_params["run_id"]
+    after = _int_param(request, "after_seq", 0) or 0
+    limit = _int_param(request, "limit", 1000, low=1, high=10_000) or 1000
+    events = await _history(gateway, principal, run_id, after + 1)
+    if events is None:
+        raise _unknown(run_id)
+    chosen = events[:limit]
+    last = chosen[-1].seq if chosen else after
+    body = b'{"events":[' + b",".join(e.value for e in chosen) + b'],"last_seq":' + str(last).encode() + b"}"
+    return Response(body, media_type="application/json")
+
+
+def _time_param(raw: str) -> datetime:
+    try:
+        return datetime.fromtimestamp(float(raw), tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        pass
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise _problem("query:at_time", "must be ISO 8601 or epoch seconds") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+async def run_state(request: Request) -> JSONResponse:
+    """The run as it stood after ``?at_seq=``, at ``?at_offset=`` of its partition, or at ``?at_time=``."""
+    gateway, principal = authorize(request)
+    run_id = request.path_params["run_id"]
+    at_seq = _int_param(request, "at_seq", None)
+    at_offset = _int_param(request, "at_offset", None)
+    raw_time = request.query_params.get("at_time")
+    if sum(x is not None for x in (at_seq, at_offset, raw_time)) > 1:
+        raise _problem("query", "give at most one of at_seq, at_offset and at_time")
+    at_time = _time_param(raw_time) if raw_time is not None else None
+    events = await _history(gateway, principal, run_id)
+    if events is None:
+        raise _unknown(run_id)
+
+    def until(raw: RawEvent, envelope: Envelope) -> bool:
+        return (
+            (at_seq is None or envelope.seq <= at_seq)
+            and (at_offset is None or raw.offset <= at_offset)
+            and (at_time is None or envelope.time <= at_time)
+        )
+
+    state = _fold(run_id, events, until)
+    if state.seq == 0:
+        raise NotFoundError(f"run {run_id} had no events by then", code="no_events")
+    return JSONResponse({**run_view(state), "seq": state.seq})
+
+
+def _known(gateway: Gateway, principal: Principal, run_id: str) -> None:
+    known = gateway.directory.summary(run_id, principal.tenant) is not None
+    if not known and gateway.recent.get(run_id, principal.tenant) is None:
+        raise _unknown(run_id)
+
+
+async def signal(request: Request) -> JSONResponse:
+    """Send a signal (any JSON body, or none) to a node of a run: 202 with the command id."""
+    gateway, principal = authorize(request, Role.OPERATOR)
+    run_id, node = request.path_params["run_id"], request.path_params["node"]
+    raw = await read_body(request, gateway.settings.gateway_max_body_bytes)
+    data = parse_json(raw) if raw.strip() else None
+    _known(gateway, principal, run_id)
+    command = SignalRun(run_id=run_id, tenant_id=principal.tenant, node=node, data=data, principal=principal.name)
+    await gateway.producer.produce(gateway.commands_topic, run_id, encode(command))
+    return JSONResponse({"run_id": run_id, "command_id": command.command_id}, status_code=202)
+
+
+async def cancel(request: Request) -> JSONResponse:
+    """Cancel a run (``{"reason"}`` optional): 202 with the command id."""
+    gateway, principal = authorize(request, Role.OPERATOR)
+    run_id = request.path_params["run_id"]
+    raw = await read_body(request, gateway.settings.gateway_max_body_bytes)
+    body = parse_model(raw, CancelBody) if raw.strip() else CancelBody()
+    _known(gateway, principal, run_id)
+    command = CancelRun(run_id=run_id, tenant_id=principal.tenant, reason=body.reason, principal=principal.name)
+    await gateway.producer.produce(gateway.commands_topic, run_id, encode(command))
+    return JSONResponse({"run_id": run_id, "command_id": command.command_id}, status_code=202)
+
+
+ROUTES = [
+    Route("/v1/runs", start_run, methods=["POST"]),
+    Route("/v1/runs", list_runs, methods=["GET"]),
+    Route("/v1/runs/{run_id}", get_run, methods=["GET"]),
+    Route("/v1/runs/{run_id}/events", run_events, methods=["GET"]),
+    Route("/v1/runs/{run_id}/state", run_state, methods=["GET"]),
+    Route("/v1/runs/{run_id}/signals/{node}", signal, methods=["POST"]),
+    Route("/v1/runs/{run_id}/cancel", cancel, methods=["POST"]),
+]
