@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, WebSocketRoute
 
 from gateway.auth import Authenticator
@@ -21,6 +22,7 @@ from gateway.exceptions import ConfigurationError
 from gateway.fanout import FanOut, Live
 from gateway.hub import Hub
 from gateway.metrics import ROUTES as METRICS
+from gateway.metrics import RequestMetrics
 from gateway.openapi import ROUTES as OPENAPI
 from gateway.producer import AsyncProducer
 from gateway.ratelimit import TenantLimiter
@@ -95,4 +97,9 @@ def create_app(settings: Settings, *, require_auth: bool = False) -> Starlette:
         *RUNS,
         WebSocketRoute("/v1/stream", stream),
     ]
-    return Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan)
+    return Starlette(
+        routes=routes,
+        exception_handlers=HANDLERS,
+        lifespan=lifespan,
+        middleware=[Middleware(RequestMetrics)],
+    )

@@ -1,15 +1,18 @@
-"""``/metrics`` in Prometheus' text format (no credentials): connections, fan-out, closes, runs known."""
+"""``/metrics`` in Prometheus' text format (no credentials): requests by route and status with latency,
+WebSocket connections, messages sent, closes by reason, and the process's own figures."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.state import Gateway, gateway_of
 
@@ -33,11 +36,51 @@ class GatewayCollector(Collector):
         )
 
 
+REQUESTS = Counter(
+    "awe_gateway_requests_total", "HTTP requests, by route template, method and status", ["route", "method", "status"]
+)
+REQUEST_DURATION = Histogram(
+    "awe_gateway_request_duration_seconds",
+    "HTTP request latency, by route template",
+    ["route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+
+
+class RequestMetrics:
+    """ASGI middleware counting every HTTP request by its route *template* (``/v1/runs/{run_id}``), never by
+    the path itself, so a run id never becomes a label."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def observed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            REQUESTS.labels(route, scope["method"], str(status)).inc()
+            REQUEST_DURATION.labels(route).observe(time.perf_counter() - started)
+
+
 async def metrics(request: Request) -> Response:
-    """The scrape."""
+    """The scrape: the process's registry (requests, process figures) and the live gateway's figures."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(GatewayCollector(gateway_of(request)))
-    return Response(generate_latest(registry), media_type="text/plain; version=0.0.4")
+    body = generate_latest(REGISTRY) + generate_latest(registry)
+    return Response(body, media_type="text/plain; version=0.0.4")
 
 
 ROUTES = [Route("/metrics", metrics, methods=["GET"])]

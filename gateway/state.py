@@ -44,7 +44,10 @@ class Gateway:
     pool: ThreadPoolExecutor
     recent: RecentStarts = field(default_factory=RecentStarts)
     register_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    closes: dict[str, int] = field(default_factory=dict)
+    #: Connections the gateway closed, by reason; the usual reasons start at zero so dashboards show them.
+    closes: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(("slow_consumer", "heartbeat_timeout", "shutting_down"), 0)
+    )
 
     @property
     def commands_topic(self) -> str:

@@ -10,20 +10,23 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from websockets.sync.client import connect
 
 from agents.wasm.manifest import to_wasm
 from awe.cli_plugin import add_plugin_file
 from schemas.plugins import PluginManifest
+from streams.admin import ensure_topics
 from streams.plugins import PluginRegistry
 from streams.producer import RecordProducer
 from streams.topics import Catalog, Role
 from tests.agents.wasm.plugins import HOSTILE
+from tests.gateway.server import GatewayServer
 from tests.harness import REPO, AiServers, Engine, FlakyServer, free_port, unique_settings, wait_until
 from tests.loopback import Reply
 
@@ -42,26 +45,45 @@ def _queries() -> list[tuple[str, str, str]]:
 
 
 @pytest.fixture
-def prometheus(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+def prometheus(tmp_path: Path) -> Iterator[Callable[[str], str]]:
+    """Start Prometheus (the OS package) on loopback with a given scrape configuration; returns its URL."""
     binary = shutil.which("prometheus")
     assert binary, "Prometheus from the OS packages is needed: apt-get install prometheus (.ci/run does)"
-    port = free_port()
-    config = tmp_path / "prometheus.yml"
-    log = (tmp_path / "prometheus.log").open("w")
-    proc = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--web.enable-lifecycle",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    yield f"http://127.0.0.1:{port}", config
-    proc.terminate()
-    proc.wait(30)
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(config_text: str) -> str:
+        assert binary is not None
+        port = free_port()
+        config = tmp_path / "prometheus.yml"
+        config.write_text(config_text)
+        log = (tmp_path / "prometheus.log").open("wb")
+        started.append(
+            subprocess.Popen(
+                [
+                    binary,
+                    f"--config.file={config}",
+                    f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                    f"--web.listen-address=127.0.0.1:{port}",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
+        base = f"http://127.0.0.1:{port}"
+
+        def ready() -> bool:
+            try:
+                return httpx.get(f"{base}/-/ready", timeout=2).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(ready, timeout=60)
+        return base
+
+    yield start
+    for proc in started:
+        proc.terminate()
+        proc.wait(30)
 
 
 def _query(base: str, expr: str) -> list[Any]:
@@ -75,23 +97,25 @@ def test_every_dashboard_query_returns_data_from_a_real_prometheus(
     kafka_bootstrap: str,
     ai_servers: AiServers,
     http_server: FlakyServer,
-    prometheus: tuple[str, Path],
+    prometheus: Callable[[str], str],
     tmp_path: Path,
 ) -> None:
-    base, config = prometheus
     metrics_port = free_port()
     budgets = tmp_path / "budgets.yaml"
     budgets.write_text("tenants:\n  default: {per_run: {tokens: 30}}\n")
     settings = unique_settings(kafka_bootstrap, metrics_port=metrics_port, budgets_file=budgets)
-    config.write_text(
+    ensure_topics(settings)
+    gateway = GatewayServer(settings)
+    base = prometheus(
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
         "scrape_configs:\n"
         f"  - job_name: awe-worker\n    static_configs: [{{targets: ['127.0.0.1:{metrics_port}']}}]\n"
+        f"  - job_name: awe-gateway\n    static_configs: [{{targets: ['127.0.0.1:{gateway.port}']}}]\n"
     )
     engine = Engine(settings, tmp_path, env=ai_servers.env())
     try:
         engine.start_worker()
-        wait_until(lambda: httpx.get(f"{base}/-/ready", timeout=2).status_code == 200, timeout=60)
+        gateway.wait_ready()
         # The four figures a dashboard shows: successes, retries, failures (a 404, a timeout, a spent budget),
         # AI calls with tokens and cost, and a record that goes to the dead-letter topic.
         ai_servers.openai.plan("gpt-4o-mini", Reply.ok("fine", input_tokens=20, output_tokens=20))
@@ -155,6 +179,17 @@ def test_every_dashboard_query_returns_data_from_a_real_prometheus(
         producer = RecordProducer(settings)
         producer.produce(Catalog(settings).name(Role.COMMANDS), b"junk", b"not json", partition=0)
         producer.flush()
+        # Through the gateway: a start, reads, a 404, and a WebSocket client that watches the run.
+        with gateway.client() as http:
+            started = http.post("/v1/runs", json={"workflow": f"obs-echo-{key}", "inputs": {}})
+            assert started.status_code == 202, started.text
+            run_id = started.json()["run_id"]
+            with connect(gateway.ws_url) as ws:
+                ws.send(json.dumps({"op": "subscribe", "run_id": run_id, "from_seq": 1}))
+                while json.loads(ws.recv(timeout=30)).get("event", {}).get("type") != "RunSucceeded":
+                    pass
+            assert http.get(f"/v1/runs/{run_id}").status_code == 200
+            assert http.get("/v1/runs/no-such-run").status_code == 404
 
         missing: list[str] = []
         deadline = time.monotonic() + 90
@@ -194,8 +229,9 @@ def test_every_dashboard_query_returns_data_from_a_real_prometheus(
         shown = json.loads(top.stdout.strip().splitlines()[-1])
         finished = float(_query(base, "sum(awe_runs_finished_total)")[0]["value"][1])
         cost = float(_query(base, "sum(awe_ai_cost_usd_total)")[0]["value"][1])
-        assert shown["runs_finished"] == finished == 6
+        assert shown["runs_finished"] == finished == 7
         assert shown["cost_usd"] == pytest.approx(cost) and cost > 0
         assert shown["tokens"] == 40  # one answered call of 20 in and 20 out (the budget refused the next)
     finally:
+        gateway.close()
         engine.close()
