@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Annotated, Any
 
@@ -11,6 +12,7 @@ from awe.cli_common import EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, err, fail, json_l
 from schemas.exceptions import AweError
 from schemas.state import TERMINAL_RUN
 from streams.admin import ensure_topics
+from streams.logs import json_log_handler
 from streams.reader import TERMINAL_EVENTS
 
 
@@ -40,6 +42,11 @@ def gateway(
         and (config.jwt_public_key_file is None)
     ):
         err.print(f"[bold red]WARNING:[/bold red] {OPEN_WARNING}", highlight=False)
+    json_logs: dict[str, Any] = {}
+    if config.log_format == "json":
+        # uvicorn's and the gateway's loggers all write JSON lines through the root logger.
+        logging.basicConfig(level=log_level.upper(), handlers=[json_log_handler()], force=True)
+        json_logs = {"log_config": None}
     uvicorn.run(
         app,
         host=host,
@@ -49,6 +56,7 @@ def gateway(
         ws_max_size=config.ws_max_message_bytes * 4,
         log_level=log_level,
         timeout_graceful_shutdown=5,
+        **json_logs,
     )
 
 

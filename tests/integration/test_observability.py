@@ -235,3 +235,17 @@ def test_every_dashboard_query_returns_data_from_a_real_prometheus(
     finally:
         gateway.close()
         engine.close()
+
+
+def test_a_worker_logs_json_lines_when_asked(kafka_bootstrap: str, tmp_path: Path) -> None:
+    settings = unique_settings(kafka_bootstrap, log_format="json")
+    engine = Engine(settings, tmp_path)
+    try:
+        worker = engine.start_worker()
+        engine.apply({"name": f"logs-{uuid.uuid4().hex[:6]}", "nodes": {"a": {"kind": "transform", "output": 1}}})
+        lines = [line for line in worker.log_path.read_text().splitlines() if line.startswith("{")]
+        parsed = [json.loads(line) for line in lines]
+        assert parsed, worker.tail()
+        assert all({"time", "level", "logger", "message"} <= set(p) for p in parsed)
+    finally:
+        engine.close()
