@@ -23,6 +23,17 @@ class StartRunBody(BaseModel):
     inputs: dict[str, Any] = Field(default_factory=dict)
 
 
+class ForkBody(BaseModel):
+    """``POST /v1/runs/{id}/fork``: run again from a node, with definition changes and input overrides."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    from_node: str = Field(min_length=1, max_length=200)
+    #: Dotted paths into the definition, such as ``nodes.summary.model``, and their new values.
+    set: dict[str, Any] = Field(default_factory=dict)
+    inputs: dict[str, Any] = Field(default_factory=dict)
+
+
 class CancelBody(BaseModel):
     """``POST /v1/runs/{id}/cancel`` (the body is optional)."""
 

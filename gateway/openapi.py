@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
-from gateway.bodies import CancelBody, StartRunBody
+from gateway.bodies import CancelBody, ForkBody, StartRunBody
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _OBJECT: dict[str, Any] = {"type": "object"}
@@ -76,6 +76,7 @@ def document() -> dict[str, Any]:
                 },
                 "StartRun": StartRunBody.model_json_schema(),
                 "Cancel": CancelBody.model_json_schema(),
+                "Fork": ForkBody.model_json_schema(),
                 "Run": {
                     "type": "object",
                     "description": "the run object of `awe run --json`",
@@ -222,6 +223,17 @@ def document() -> dict[str, Any]:
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Cancel"}}},
                     },
                     "responses": {**_ok(202, "sent"), **_errors(403, 404, 413, 422)},
+                }
+            },
+            "/v1/runs/{run_id}/fork": {
+                "post": {
+                    "summary": "start a run that reuses this one's results for every node not downstream of from_node",
+                    "parameters": [_RUN_ID],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Fork"}}},
+                    },
+                    "responses": {**_ok(202, "the new run id"), **_errors(403, 404, 413, 422)},
                 }
             },
         },

@@ -22,10 +22,10 @@ from streams.topics import Catalog, Role
 class CommandClient:
     """Produces commands to ``awe.commands`` (keyed by run id) for one tenant."""
 
-    def __init__(self, settings: Settings, tenant_id: str | None = None) -> None:
+    def __init__(self, settings: Settings, tenant_id: str | None = None, principal: str | None = None) -> None:
         self.settings = settings
         self.tenant_id = tenant_id or settings.tenant
-        self.principal = settings.principal or _os_user()
+        self.principal = principal or settings.principal or _os_user()
         self.topic = Catalog(settings).name(Role.COMMANDS)
         self._producer = RecordProducer(settings)
 

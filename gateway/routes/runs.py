@@ -1,5 +1,5 @@
 """``/v1/runs``: start (202, idempotent), list with filters, get, events after a seq, state at a seq,
-offset or time, signals and cancel. Every read is of the caller's tenant; another's run is not found."""
+offset or time, signals, cancel and fork. Every read is of the caller's tenant; another's run is not found."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.auth import Principal, Role
-from gateway.bodies import CancelBody, StartRunBody, parse_json, parse_model, read_body
+from gateway.bodies import CancelBody, ForkBody, StartRunBody, parse_json, parse_model, read_body
 from gateway.directory import inputs_digest
 from gateway.exceptions import InvalidRequestError, NotFoundError
 from gateway.history import RawEvent, read_run
@@ -19,9 +19,11 @@ from gateway.idempotency import Start, is_retry, run_id_for
 from gateway.state import Gateway, authorize
 from schemas.commands import CancelRun, SignalRun, StartRun, new_id
 from schemas.envelope import Envelope
-from schemas.exceptions import InputError
+from schemas.exceptions import ForkError, InputError
+from schemas.fork import plan_fork
 from schemas.state import RunState, evolve, run_view
 from schemas.validation import validate_inputs
+from streams.client import CommandClient
 from streams.codec import encode
 from streams.registry import RegisteredDefinition
 
@@ -237,6 +239,31 @@ async def cancel(request: Request) -> JSONResponse:
     return JSONResponse({"run_id": run_id, "command_id": command.command_id}, status_code=202)
 
 
+async def fork_run(request: Request) -> JSONResponse:
+    """Start a fork of a run (``awe fork``): 202 with the new run id, what it reuses and what it runs again."""
+    gateway, principal = authorize(request, Role.OPERATOR)
+    run_id = request.path_params["run_id"]
+    body = parse_model(await read_body(request, gateway.settings.gateway_max_body_bytes), ForkBody)
+    events = await _history(gateway, principal, run_id)
+    if events is None:
+        raise _unknown(run_id)
+    parent = _fold(run_id, events)
+    try:
+        plan = plan_fork(parent, body.from_node, changes=body.set, inputs=body.inputs)
+    except ForkError as e:
+        raise InvalidRequestError(e.message, code=e.code, detail=e.detail) from e
+    client = CommandClient(gateway.settings, tenant_id=principal.tenant, principal=principal.name)
+    command = await gateway.blocking(
+        lambda: client.fork(
+            parent, from_node=body.from_node, definition=plan.definition, inputs=plan.inputs, reused=plan.reused
+        )
+    )
+    return JSONResponse(
+        {"run_id": command.run_id, "parent_run_id": run_id, "reused": sorted(plan.reused), "rerun": plan.rerun},
+        status_code=202,
+    )
+
+
 ROUTES = [
     Route("/v1/runs", start_run, methods=["POST"]),
     Route("/v1/runs", list_runs, methods=["GET"]),
@@ -245,4 +272,5 @@ ROUTES = [
     Route("/v1/runs/{run_id}/state", run_state, methods=["GET"]),
     Route("/v1/runs/{run_id}/signals/{node}", signal, methods=["POST"]),
     Route("/v1/runs/{run_id}/cancel", cancel, methods=["POST"]),
+    Route("/v1/runs/{run_id}/fork", fork_run, methods=["POST"]),
 ]

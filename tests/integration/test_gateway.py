@@ -514,3 +514,30 @@ def test_the_cli_through_the_gateway(gateway: GatewayServer, engine: Engine) -> 
     unknown = awe("cancel", "no-such-run")
     assert unknown.returncode == 1 and "unknown_run" in unknown.stderr
     assert awe("run", name, "--input", "x=1").returncode == 1  # an unknown input: 422 from the gateway
+
+
+def test_a_fork_over_rest_reuses_the_parents_results_and_another_tenant_cannot_fork(
+    gateway: GatewayServer, names: dict[str, str]
+) -> None:
+    with gateway.client("acme-op") as acme, gateway.client("globex-op") as globex, gateway.client("acme-view") as view:
+        parent = _start(acme, names["acme"], who="Grace")
+        _until_status(acme, parent, "waiting")
+        assert acme.post(f"/v1/runs/{parent}/signals/approve", json={"approve": True}).status_code == 202
+        _until_status(acme, parent, "succeeded")
+
+        body = {"from_node": "approve", "inputs": {"n": 2}}
+        assert globex.post(f"/v1/runs/{parent}/fork", json=body).status_code == 404
+        assert view.post(f"/v1/runs/{parent}/fork", json=body).status_code == 403
+        refused = acme.post(f"/v1/runs/{parent}/fork", json={"from_node": "nope"})
+        assert refused.status_code == 422 and refused.json()["error"]["code"] == "invalid_fork"
+        forked = acme.post(f"/v1/runs/{parent}/fork", json=body)
+        assert forked.status_code == 202, forked.text
+        answer = forked.json()
+        assert (answer["parent_run_id"], answer["reused"], answer["rerun"]) == (parent, ["greet"], ["approve"])
+        child = answer["run_id"]
+        waiting = _until_status(acme, child, "waiting")
+        assert waiting["nodes"]["greet"] == {"status": "succeeded", "output": "hi Grace", "attempts": 0, "error": None}
+        assert acme.post(f"/v1/runs/{child}/signals/approve", json={"approve": True}).status_code == 202
+        assert _until_status(acme, child, "succeeded")["outputs"] == {"greeting": "hi Grace"}
+        started = acme.get(f"/v1/runs/{child}/events").json()["events"][0]
+        assert started["payload"]["parent_run_id"] == parent and started["payload"]["inputs"]["n"] == 2
