@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 
-from awe import cli_fork, cli_gateway, cli_store, cli_top
+from awe import cli_connect, cli_fork, cli_gateway, cli_store, cli_top
 from awe.cli_common import EXIT_FAILED, err, out
 from awe.cli_common import fail as _fail
 from awe.cli_common import json_line as _json_line
@@ -44,6 +44,7 @@ app.command("fork")(cli_fork.fork)
 app.command("diff")(cli_fork.diff)
 app.add_typer(plugin_app, name="plugin")
 app.command("gateway")(cli_gateway.gateway)
+app.add_typer(cli_connect.app, name="connect")
 
 
 @topics_app.command("create")

@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     retention_tasks_ms: int = 7 * 24 * 3600 * 1000
     retention_tokens_ms: int = 6 * 3600 * 1000
     retention_dlq_ms: int = 28 * 24 * 3600 * 1000
+    retention_sink_ms: int = 7 * 24 * 3600 * 1000
 
     tenant: str = "default"
     principal: str | None = Field(default=None, description="who commands from this process; else the OS user")

@@ -21,6 +21,11 @@ class Role(StrEnum):
     RUN_INDEX = "index.runs"
     RUNS = "projections.runs"
     USAGE = "projections.usage"
+    SINK_EVENTS = "sink.events"
+    SINK_RUNS = "sink.runs"
+    CONNECT_CONFIGS = "connect.configs"
+    CONNECT_OFFSETS = "connect.offsets"
+    CONNECT_STATUS = "connect.status"
 
 
 TASK_KINDS: tuple[str, ...] = ("http", "ai", "wasm")
@@ -79,6 +84,14 @@ class Catalog:
             TopicSpec(self.name(Role.RUN_INDEX), run_partitions, compacted),
             TopicSpec(self.name(Role.RUNS), run_partitions, compacted),
             TopicSpec(self.name(Role.USAGE), 1, compacted),
+            # Sink-ready copies of awe.events for Kafka Connect (JSON with an embedded Connect schema), derived
+            # by streams/connect/deriver.py and re-derivable from awe.events at will: see docs/connect.md.
+            TopicSpec(self.name(Role.SINK_EVENTS), run_partitions, retained(s.retention_sink_ms)),
+            TopicSpec(self.name(Role.SINK_RUNS), run_partitions, compacted),
+            # Kafka Connect's own state; the worker requires them compacted, its config topic on one partition.
+            TopicSpec(self.name(Role.CONNECT_CONFIGS), 1, compacted),
+            TopicSpec(self.name(Role.CONNECT_OFFSETS), 25, compacted),
+            TopicSpec(self.name(Role.CONNECT_STATUS), 5, compacted),
         ]
         specs += [TopicSpec(self.tasks(kind), run_partitions, retained(s.retention_tasks_ms)) for kind in TASK_KINDS]
         return specs

@@ -11,7 +11,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -20,8 +20,11 @@ from pathlib import Path
 _children: dict[int, subprocess.Popen[bytes]] = {}
 
 
-def spawn(cmd: Sequence[str], *, cwd: Path, log_file: Path) -> subprocess.Popen[bytes]:
-    """Starts ``cmd`` in its own session, detached from our terminal, output appended to ``log_file``."""
+def spawn(
+    cmd: Sequence[str], *, cwd: Path, log_file: Path, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Starts ``cmd`` in its own session, detached from our terminal, output appended to ``log_file``
+    (with ``env`` as its environment when given, else ours)."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as out:
         # start_new_session: Ctrl-C in the shell that ran `awe kafka up` must not reach the broker.
@@ -33,6 +36,7 @@ def spawn(cmd: Sequence[str], *, cwd: Path, log_file: Path) -> subprocess.Popen[
             stderr=subprocess.STDOUT,
             start_new_session=True,
             close_fds=True,
+            env=env,
         )
     _children[proc.pid] = proc
     return proc

@@ -1,0 +1,87 @@
+"""The connector configurations in ``streams/connect/connectors/`` and the Connect REST API calls that apply
+them: ``PUT /connectors/<name>/config`` creates a connector or updates it in place, so applying twice is
+harmless.
+
+The files hold everything but where the database is; :func:`connector_configs` adds the JDBC URL and
+credentials, and renames the ``awe.`` topics when the settings use another prefix.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from streams.connect.exceptions import ConnectApiError
+from streams.settings import Settings
+
+CONNECTORS_DIR = Path(__file__).with_name("connectors")
+_DEFAULT_PREFIX = "awe."
+
+
+@dataclass(frozen=True)
+class Database:
+    """Where the JDBC sinks write."""
+
+    url: str
+    user: str
+    password: str = ""
+
+
+def connector_configs(settings: Settings, database: Database) -> dict[str, dict[str, str]]:
+    """Every connector of ``connectors/``, by name, ready to PUT."""
+    configs: dict[str, dict[str, str]] = {}
+    for path in sorted(CONNECTORS_DIR.glob("*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        config = {str(k): str(v) for k, v in data["config"].items()}
+        config["topics"] = ",".join(
+            settings.topic_prefix + topic.removeprefix(_DEFAULT_PREFIX) for topic in config["topics"].split(",")
+        )
+        config |= {
+            "connection.url": database.url,
+            "connection.username": database.user,
+            "connection.password": database.password,
+        }
+        configs[str(data["name"])] = config
+    return configs
+
+
+def apply(url: str, configs: dict[str, dict[str, str]]) -> list[str]:
+    """PUTs every config to the worker at ``url``; returns the names of the connectors it created."""
+    created = []
+    for name, config in configs.items():
+        status, _body = request(url, "PUT", f"/connectors/{name}/config", config)
+        if status == 201:
+            created.append(name)
+    return created
+
+
+def connector_status(url: str, name: str) -> dict[str, Any]:
+    """``GET /connectors/<name>/status``: the connector's and its tasks' states."""
+    _status, body = request(url, "GET", f"/connectors/{name}/status")
+    return dict(body)
+
+
+def request(url: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    """One REST call; raises :class:`ConnectApiError` with Connect's own message on a 4xx/5xx or no answer."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"{url}{path}", data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as response:
+            raw = response.read()
+            return response.status, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read()).get("message", exc.reason)
+        except ValueError:
+            message = exc.reason
+        raise ConnectApiError(
+            f"Kafka Connect refused {method} {path} ({exc.code}): {message}", detail={"status": exc.code}
+        ) from exc
+    except OSError as exc:
+        raise ConnectApiError(
+            f"Kafka Connect at {url} does not answer ({exc}): start it with `awe connect up`", detail={"url": url}
+        ) from exc
