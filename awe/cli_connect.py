@@ -18,7 +18,7 @@ from streams.connect import (
     Worker,
     apply,
     connector_configs,
-    connector_status,
+    connector_state,
     down,
     status,
     up,
@@ -116,7 +116,7 @@ def apply_command(
         configs = connector_configs(_settings(), Database(jdbc_url, user, password))
         created = set(apply(url, configs))
         for name in configs:
-            state = connector_status(url, name).get("connector", {}).get("state", "unknown")
+            state = connector_state(url, name)
             verb = "created" if name in created else "updated"
             _out.print(f"{verb} {name} ({state})", highlight=False)
     except AweError as exc:

@@ -13,7 +13,7 @@ from streams.connect.exceptions import (
     ConnectStartError,
 )
 from streams.connect.jars import connect_version, resolve_jars
-from streams.connect.rest import Database, apply, connector_configs, connector_status
+from streams.connect.rest import Database, apply, connector_configs, connector_state
 from streams.connect.worker import Worker, down, status, up
 
 __all__ = [
@@ -29,7 +29,7 @@ __all__ = [
     "apply",
     "connect_version",
     "connector_configs",
-    "connector_status",
+    "connector_state",
     "down",
     "resolve_jars",
     "status",

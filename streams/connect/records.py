@@ -64,7 +64,7 @@ RUN_SCHEMA = _struct(
         _field("calls", "int64"),
         _field("input_tokens", "int64"),
         _field("output_tokens", "int64"),
-        _field("cost_usd", "float64"),
+        _field("cost_usd", "double"),
     ],
 )
 

@@ -9,6 +9,7 @@ credentials, and renames the ``awe.`` topics when the settings use another prefi
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -59,10 +60,26 @@ def apply(url: str, configs: dict[str, dict[str, str]]) -> list[str]:
     return created
 
 
-def connector_status(url: str, name: str) -> dict[str, Any]:
-    """``GET /connectors/<name>/status``: the connector's and its tasks' states."""
-    _status, body = request(url, "GET", f"/connectors/{name}/status")
-    return dict(body)
+def connector_state(url: str, name: str, *, timeout: float = 30.0) -> str:
+    """The connector's state once it and its tasks left UNASSIGNED (RUNNING, FAILED, PAUSED ...);
+    FAILED when a task failed, with the first line of its trace in the error."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            _code, body = request(url, "GET", f"/connectors/{name}/status")
+        except ConnectApiError as exc:
+            # Right after a PUT the worker has no status for the connector yet.
+            if (exc.detail or {}).get("status") != 404 or time.monotonic() >= deadline:
+                raise
+            body = {}
+        states = [body.get("connector", {}).get("state")] + [task.get("state") for task in body.get("tasks", [])]
+        failed = [task for task in body.get("tasks", []) if task.get("state") == "FAILED"]
+        if failed:
+            trace = str(failed[0].get("trace", "")).strip().splitlines()[:1]
+            raise ConnectApiError(f"connector {name} failed: {' '.join(trace) or 'see the Connect log'}")
+        if (body.get("tasks") and None not in states and "UNASSIGNED" not in states) or time.monotonic() >= deadline:
+            return str(states[0] or "UNASSIGNED")
+        time.sleep(0.5)
 
 
 def request(url: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
