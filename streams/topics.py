@@ -90,7 +90,7 @@ class Catalog:
             TopicSpec(self.name(Role.SINK_RUNS), run_partitions, compacted),
             # Kafka Connect's own state; the worker requires them compacted, its config topic on one partition.
             TopicSpec(self.name(Role.CONNECT_CONFIGS), 1, compacted),
-            TopicSpec(self.name(Role.CONNECT_OFFSETS), 25, compacted),
+            TopicSpec(self.name(Role.CONNECT_OFFSETS), 5, compacted),
             TopicSpec(self.name(Role.CONNECT_STATUS), 5, compacted),
         ]
         specs += [TopicSpec(self.tasks(kind), run_partitions, retained(s.retention_tasks_ms)) for kind in TASK_KINDS]

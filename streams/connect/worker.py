@@ -229,7 +229,7 @@ def _check_broker(bootstrap: str) -> None:
     # log_level 0: librdkafka would print a line per refused connection.
     admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
     try:
-        admin.list_topics(timeout=10)
+        admin.list_topics(timeout=5)
     except KafkaException as exc:
         raise BrokerUnreachableError(bootstrap) from exc
 
