@@ -20,6 +20,11 @@ WF = {
     "nodes": {"greet": {"kind": "transform", "output": "hello {{ inputs.name }}"}},
     "outputs": {"greeting": "{{ nodes.greet.output }}"},
 }
+APPROVAL = {
+    "name": "derive-approval",
+    "nodes": {"approve": {"kind": "approval"}},
+    "outputs": {"approval": "{{ nodes.approve.output }}"},
+}
 
 
 @contextmanager
@@ -68,3 +73,20 @@ def test_each_event_is_derived_once_across_a_restart(engine: Engine) -> None:
     assert newest[later]["workflow"] == "derive-hello" and newest[later]["last_seq"] == len(engine.events(later))
     # The restart folded the first runs again without writing their final summaries a second time.
     assert Counter(row["run_id"] for row in summaries if row["status"] == "succeeded") == Counter([*first, later])
+
+
+def test_a_run_in_flight_across_a_restart_gets_its_final_summary(engine: Engine) -> None:
+    engine.apply(APPROVAL)
+    run_id, offset = engine.start("derive-approval")
+
+    def newest() -> dict[str, object]:
+        return {row["run_id"]: row for row in _sink(engine, Role.SINK_RUNS)}.get(run_id, {})
+
+    with _deriving(engine):
+        wait_until(lambda: newest().get("status") == "waiting", timeout=30)
+    engine.client.signal(run_id, "approve", {"approve": True})
+    assert engine.wait(run_id, offset).status == "succeeded"
+    # The second deriver saw only the run's last events: the summary comes from folding it again from 0.
+    with _deriving(engine):
+        wait_until(lambda: newest().get("status") == "succeeded", timeout=30)
+    assert newest()["workflow"] == "derive-approval" and newest()["last_seq"] == len(engine.events(run_id))
