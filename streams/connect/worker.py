@@ -316,9 +316,9 @@ def _running(port: int) -> Worker | None:
     if worker is None:
         return None
     running = _live(worker)
-    if worker.pids and running.pids[:1] == worker.pids[:1]:
+    if running.pids == worker.pids:
         return running
-    # The JVM is gone: a deriver left alone would be restarted by ``up`` next to a second one.
-    procs.stop(zip(running.pids, _markers(running)[1:], strict=False), timeout=10.0)
+    # Half of it is gone (the JVM or the deriver): stop the rest, so ``up`` starts both afresh.
+    procs.stop(zip(worker.pids, _markers(worker), strict=False), timeout=10.0)
     _state_file(port).unlink(missing_ok=True)
     return None
