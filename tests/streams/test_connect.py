@@ -123,3 +123,22 @@ def test_a_broker_that_does_not_answer_is_one_clear_line(monkeypatch: pytest.Mon
     result = CliRunner().invoke(app, ["up", "--port", str(free_port())])
     assert result.exit_code == 2
     assert "does not answer: start it (awe kafka up) or set AWE_KAFKA_BOOTSTRAP" in result.output
+
+
+def test_a_run_summary_carries_the_tokens_and_cost_of_its_ai_calls() -> None:
+    projections = Projections()
+    projections.apply(0, 0, STARTED)
+    call = {
+        "node_id": "ask",
+        "attempt": 1,
+        "workflow": "hello",
+        "model": "gpt-4o-mini",
+        "provider": "openai",
+        "usage": {"input_tokens": 120, "output_tokens": 30},
+        "cost_usd": 0.000036,
+    }
+    for seq in (2, 3):
+        projections.apply(0, seq - 1, {**STARTED, "seq": seq, "type": "AICallRecorded", "payload": call})
+    row = _connect_record(sink_run(published(projections.runs["r1"]))[1])["payload"]
+    assert (row["calls"], row["input_tokens"], row["output_tokens"]) == (2, 240, 60)
+    assert row["cost_usd"] == pytest.approx(0.000072) and row["status"] == "running"
