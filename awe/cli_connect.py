@@ -19,6 +19,7 @@ from streams.connect import (
     apply,
     connector_configs,
     connector_state,
+    deriver,
     down,
     status,
     up,
@@ -121,3 +122,11 @@ def apply_command(
             _out.print(f"{verb} {name} ({state})", highlight=False)
     except AweError as exc:
         raise _fail(exc) from None
+
+
+@app.command("derive")
+def derive_command() -> None:
+    """Derive awe.sink.events and awe.sink.runs from awe.events in the foreground, until Ctrl-C.
+
+    `awe connect up` runs this in the background; use it for a host or a container of its own."""
+    deriver.main()
