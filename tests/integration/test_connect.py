@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from awe.cli_connect import app
 from streams import connect
-from tests.harness import Engine, free_port, wait_until
+from tests.harness import Engine, free_port, settings_env, wait_until
 
 WF = {
     "name": "connect-hello",
@@ -100,10 +102,16 @@ def sink(engine: Engine, postgres: Postgres) -> Iterator[connect.Worker]:
     """`awe connect up` and `awe connect apply` on the engine's topics."""
     worker = connect.up(engine.settings, free_port(), wait_timeout=180)
     try:
-        configs = connect.connector_configs(engine.settings, connect.Database(postgres.jdbc_url, "awe"))
-        connect.apply(worker.url, configs)
-        for name in configs:
-            assert connect.connector_state(worker.url, name) == "RUNNING"
+        applied = CliRunner().invoke(
+            app,
+            ["apply", "--port", str(worker.port), "--jdbc-url", postgres.jdbc_url, "--user", "awe"],
+            env=settings_env(engine.settings),
+        )
+        assert applied.exit_code == 0, applied.output
+        assert applied.output.splitlines() == [
+            "created awe-events-postgres (RUNNING)",
+            "created awe-runs-postgres (RUNNING)",
+        ]
         yield worker
     finally:
         connect.down(worker.port)
