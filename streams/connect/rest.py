@@ -3,7 +3,8 @@ them: ``PUT /connectors/<name>/config`` creates a connector or updates it in pla
 harmless.
 
 The files hold everything but where the database is; :func:`connector_configs` adds the JDBC URL and
-credentials, and renames the ``awe.`` topics when the settings use another prefix.
+credentials, and renames the ``awe.`` topics and the ``awe-`` connectors when the settings use another
+prefix.
 """
 
 from __future__ import annotations
@@ -46,7 +47,10 @@ def connector_configs(settings: Settings, database: Database) -> dict[str, dict[
             "connection.username": database.user,
             "connection.password": database.password,
         }
-        configs[str(data["name"])] = config
+        # Connect names a sink's consumer group after the connector (connect-<name>), cluster-wide: two topic
+        # prefixes on one Kafka cluster must not share a group, so the name follows the prefix too.
+        name = str(data["name"]).removeprefix("awe-")
+        configs[f"{settings.topic_prefix.rstrip('.')}-{name}"] = config
     return configs
 
 

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from awe.cli_connect import app
 from streams import connect
+from streams.launcher import procs
 from tests.harness import Engine, free_port, settings_env, wait_until
 
 WF = {
@@ -108,9 +109,10 @@ def sink(engine: Engine, postgres: Postgres) -> Iterator[connect.Worker]:
             env=settings_env(engine.settings),
         )
         assert applied.exit_code == 0, applied.output
+        prefix = engine.settings.topic_prefix.rstrip(".")
         assert applied.output.splitlines() == [
-            "created awe-events-postgres (RUNNING)",
-            "created awe-runs-postgres (RUNNING)",
+            f"created {prefix}-events-postgres (RUNNING)",
+            f"created {prefix}-runs-postgres (RUNNING)",
         ]
         yield worker
     finally:
@@ -171,6 +173,7 @@ def test_a_connect_worker_killed_mid_stream_loses_and_duplicates_nothing(
     before = _start_runs(engine, [f"before-{i}" for i in range(5)])
     # SIGKILL: no graceful offset commit, so the restarted worker redelivers what it had already written.
     os.kill(sink.pids[0], signal.SIGKILL)
+    wait_until(lambda: not procs.alive(sink.pids[0]), timeout=10)
     during = _start_runs(engine, [f"during-{i}" for i in range(5)])
     restarted = connect.up(engine.settings, sink.port, wait_timeout=180)
     assert restarted.pids[0] != sink.pids[0]

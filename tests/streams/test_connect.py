@@ -67,12 +67,17 @@ def test_a_run_summary_becomes_a_record_keyed_by_run() -> None:
 def test_connectors_upsert_by_key_on_the_prefixed_sink_topics() -> None:
     settings = Settings(topic_prefix="prod.")
     configs = connect.connector_configs(settings, connect.Database("jdbc:postgresql://db:5432/awe", "u", "p"))
-    events, runs = configs["awe-events-postgres"], configs["awe-runs-postgres"]
+    events, runs = configs["prod-events-postgres"], configs["prod-runs-postgres"]
     assert events["topics"] == "prod.sink.events" and runs["topics"] == "prod.sink.runs"
     assert events["insert.mode"] == runs["insert.mode"] == "upsert"
     assert events["primary.key.mode"] == "record_key" and events["primary.key.fields"] == "run_id,seq"
     assert runs["primary.key.fields"] == "run_id"
     assert events["connection.url"] == "jdbc:postgresql://db:5432/awe" and events["connection.password"] == "p"
+    # Connect names each sink's consumer group after its connector: one per prefix on a shared cluster.
+    assert set(connect.connector_configs(Settings(), connect.Database("jdbc:x", "u"))) == {
+        "awe-events-postgres",
+        "awe-runs-postgres",
+    }
 
 
 def test_the_worker_runs_on_the_local_port_with_the_catalog_topics() -> None:
