@@ -13,6 +13,8 @@ from tests.harness import REPO
 
 COMPOSE = REPO / "docker-compose.yml"
 LONG_RUNNING = {"kafka", "worker-1", "worker-2", "gateway", "postgres", "connect", "prometheus", "grafana"}
+#: Plain consumers that serve nothing to probe: their restart policy is their health.
+CONSUMERS = {"sink-deriver"}
 
 
 def _compose() -> dict[str, Any]:
@@ -23,9 +25,11 @@ def _compose() -> dict[str, Any]:
 
 def test_the_whole_stack_is_there_with_health_checks_and_start_order() -> None:
     services = _compose()["services"]
-    assert LONG_RUNNING | {"topics"} == set(services)
+    assert LONG_RUNNING | CONSUMERS | {"topics"} == set(services)
     for name in LONG_RUNNING:
         assert "healthcheck" in services[name], f"{name} has no health check"
+    for name in CONSUMERS:
+        assert services[name]["restart"] == "unless-stopped", name
     for name, service in services.items():
         assert "image" in service or "build" in service, name
         for dependency in service.get("depends_on", {}):
