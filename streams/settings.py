@@ -34,7 +34,9 @@ class Settings(BaseSettings):
     app_id: str = "awe"
     processing_guarantee: Guarantee = "exactly_once"
     commit_interval_s: float = Field(default=0.1, gt=0, description="bounds per-step latency under exactly-once")
-    producer_linger_ms: float = Field(default=2.0, ge=0, description="the workers' producer batching delay")
+    producer_linger_ms: float = Field(
+        default=0.0, ge=0, description="the workers' producer batching delay; 0 keeps every hop short"
+    )
     http_concurrency: int = Field(default=32, ge=1)
     ai_concurrency: int = Field(default=16, ge=1, description="AI calls in flight per worker")
     ai_timeout_s: float = Field(default=120.0, gt=0, description="per AI call, when the node sets no timeout")
