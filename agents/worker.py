@@ -76,6 +76,7 @@ def build_worker(settings: Settings) -> faust.App:
         allowed=parse_allowed(settings.wasm_host_functions),
         max_instances=settings.wasm_max_instances,
         cache_dir=settings.wasm_cache_dir,
+        inline_fuel=settings.wasm_inline_fuel,
     )
     wasm = WasmHandler(wasm_host, plugins, Limits.from_settings(settings))
     # Tasks wait in the host's queue, not for the executor: each instance thread finds its next call ready.

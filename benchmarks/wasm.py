@@ -4,9 +4,11 @@ In the same run it measures, for a small plugin (``wordcount``, from examples/pl
 - ``direct``: wasmtime alone, one call at a time: a new store and instance (from a linked, compiled
   module), alloc, write the input, run, read the output (the baseline);
 - ``executor``: the wasm executor's own code path, Kafka excluded: decode the task record, look up the
-  plugin, the instance from the compile cache, the call on the host's thread pool under every limit, parse
-  the output, encode the result record; one call at a time, then with as many in flight as the worker
-  takes tasks (``AWE_WASM_MAX_INSTANCES`` instances, 4 tasks per instance);
+  plugin, the instance from the compile cache, the call under every limit, parse the output, encode the
+  result record; one call at a time, then with as many in flight as the worker takes tasks
+  (``AWE_WASM_MAX_INSTANCES`` instances, 4 tasks per instance). The plugin fits the inline fuel budget, so
+  its calls run on the loop, as in a worker; the same path with inlining off (every call handed to the
+  host's thread pool, as a plugin over the budget is) is measured beside it;
 - ``end to end``: ``wasm`` nodes/s through a real broker and worker, for a 3-node chain
   (redact -> score and wordcount), with closed-loop clients, under each delivery guarantee.
 
@@ -100,7 +102,12 @@ async def executor_path(wasm: bytes, calls: int, in_flight: int, settings: Setti
         manifest=inspect(make_engine(), wasm),
         tags=[PluginTag(name="wordcount", version="1", registered_at=time.time())],  # type: ignore[arg-type]
     )
-    host = WasmHost(allowed=frozenset(), max_instances=settings.wasm_max_instances, cache_dir=Path(tempfile.mkdtemp()))
+    host = WasmHost(
+        allowed=frozenset(),
+        max_instances=settings.wasm_max_instances,
+        cache_dir=Path(tempfile.mkdtemp()),
+        inline_fuel=settings.wasm_inline_fuel,
+    )
     handler = WasmHandler(host, OnePlugin(record), Limits.from_settings(settings))
     task = Task(
         task_id="r:n:1",
@@ -181,11 +188,17 @@ def main() -> None:
     one = asyncio.run(executor_path(wasm, args.calls, 1, settings))
     in_flight = settings.wasm_max_instances * WASM_TASKS_PER_INSTANCE
     many = asyncio.run(executor_path(wasm, args.calls, in_flight, settings))
+    pooled = settings.model_copy(update={"wasm_inline_fuel": 0})
+    pooled_one = asyncio.run(executor_path(wasm, args.calls, 1, pooled))
+    pooled_many = asyncio.run(executor_path(wasm, args.calls, in_flight, pooled))
     print(f"{'path':<44}{'calls/s':>10}{'vs direct':>11}")
     print(f"{'direct wasmtime, 1 at a time':<44}{base:>10.0f}{1.0:>11.2f}")
     print(f"{'executor path, 1 in flight':<44}{one:>10.0f}{one / base:>11.2f}")
     label = f"executor path, {in_flight} in flight, {settings.wasm_max_instances} instances"
     print(f"{label:<44}{many:>10.0f}{many / base:>11.2f}")
+    print(f"{'thread pool only, 1 in flight':<44}{pooled_one:>10.0f}{pooled_one / base:>11.2f}")
+    label = f"thread pool only, {in_flight} in flight"
+    print(f"{label:<44}{pooled_many:>10.0f}{pooled_many / base:>11.2f}")
     print()
 
     with ExitStack() as stack:

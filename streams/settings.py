@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     wasm_deadline_s: float = Field(default=5.0, gt=0, description="wall-clock limit of one plugin call")
     wasm_output_bytes: int = Field(default=1 << 20, ge=1, description="largest output of one plugin call")
     wasm_max_instances: int = Field(default=2, ge=1, description="plugin instances running at once per worker")
+    wasm_inline_fuel: int = Field(
+        default=1_000_000,
+        ge=0,
+        description="fuel a call may use on the loop before it moves to a thread",
+    )
     wasm_host_functions: str = Field(default="log", description="comma-separated host functions plugins may use")
     wasm_cache_dir: Path | None = Field(default=None, description="compiled plugins; else a per-user temp dir")
     timer_tick_s: float = Field(default=0.05, gt=0)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from agents.wasm.host import WasmHost
+from streams.settings import Settings
 from tests.agents.wasm.plugins import build_examples
 
 
@@ -19,7 +20,13 @@ def examples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
 
 @pytest.fixture
 def host(tmp_path: Path) -> Iterator[WasmHost]:
-    """A host that allows ``log``, runs 4 instances at once and caches compilations under ``tmp_path``."""
-    host = WasmHost(allowed=frozenset({"log"}), max_instances=4, cache_dir=tmp_path / "cache")
+    """A host that allows ``log``, runs 4 instances at once, caches compilations under ``tmp_path`` and runs
+    small calls inline with the default budget, as a worker does."""
+    host = WasmHost(
+        allowed=frozenset({"log"}),
+        max_instances=4,
+        cache_dir=tmp_path / "cache",
+        inline_fuel=Settings().wasm_inline_fuel,
+    )
     yield host
     host.close()

@@ -34,6 +34,14 @@ ECHO = _module("""
     (i64.or (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32)) (i64.extend_i32_u (local.get $len))))
 """)
 
+#: Counts to five million, then echoes its input: honest work over the default inline fuel budget.
+BUSY = _module("""
+  (func (export "run") (param $ptr i32) (param $len i32) (result i64)
+    (local $i i32)
+    (loop $l (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (i32.const 5000000))))
+    (i64.or (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32)) (i64.extend_i32_u (local.get $len))))
+""")
+
 #: Every hostile plugin, with the error code its call must fail with.
 HOSTILE: dict[str, tuple[str, str]] = {
     "infinite_loop": (

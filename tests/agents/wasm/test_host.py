@@ -15,7 +15,7 @@ from agents.exceptions import PluginError
 from agents.wasm.host import PluginModule, WasmHost
 from agents.wasm.limits import Limits
 from agents.wasm.manifest import to_wasm
-from tests.agents.wasm.plugins import ECHO, HOSTILE, MALFORMED
+from tests.agents.wasm.plugins import BUSY, ECHO, HOSTILE, MALFORMED
 
 LIMITS = Limits(fuel=1_000_000_000, memory_bytes=64 << 20, deadline_s=5.0, output_bytes=1 << 20)
 
@@ -213,3 +213,32 @@ async def test_fifty_concurrent_calls_all_answer_and_the_loop_stays_free(host: W
     assert [orjson.loads(r) for r in results[4:] if isinstance(r, bytes)] == [{"i": i} for i in range(50)]
     # Had a plugin run on the loop, the loop would have stood still for a whole 0.5 s runaway call.
     assert longest_gap < 0.3
+
+
+@pytest.mark.asyncio
+async def test_a_small_call_runs_inline_and_a_heavy_plugin_moves_to_the_pool(host: WasmHost) -> None:
+    echo, busy = plugin(ECHO), plugin(BUSY)
+    assert orjson.loads(await host.run(echo, b'{"a": 1}', LIMITS)) == {"a": 1}
+    assert (host.stats.inline, host.stats.pooled) == (1, 0)
+    # Over the inline budget but within its own limits: run again on the pool, and answered all the same.
+    assert orjson.loads(await host.run(busy, b'{"b": 2}', LIMITS)) == {"b": 2}
+    assert (host.stats.inline, host.stats.pooled) == (2, 1)
+    assert orjson.loads(await host.run(busy, b'{"b": 3}', LIMITS)) == {"b": 3}
+    assert (host.stats.inline, host.stats.pooled) == (2, 2)
+    assert orjson.loads(await host.run(echo, b'{"a": 4}', LIMITS)) == {"a": 4}
+    assert host.stats.inline == 3
+
+
+@pytest.mark.asyncio
+async def test_running_out_of_the_inline_budget_is_not_the_plugins_fuel_error(host: WasmHost) -> None:
+    with pytest.raises(PluginError) as caught:
+        await host.run(plugin(HOSTILE["infinite_loop"][0]), b"{}", LIMITS)
+    # The limit named is the node's own fuel, spent in full on the pool, not the worker's inline budget.
+    assert caught.value.code == "fuel" and "1,000,000,000" in caught.value.message
+    assert host.stats.pooled == 1
+    tight = Limits(fuel=10_000, memory_bytes=64 << 20, deadline_s=5.0, output_bytes=1 << 20)
+    with pytest.raises(PluginError) as caught:
+        await host.run(plugin(BUSY), b"{}", tight)
+    # A node whose own fuel is below the inline budget fails inline: there is nothing more to give it.
+    assert caught.value.code == "fuel" and "10,000" in caught.value.message
+    assert host.stats.pooled == 1
