@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Message, TopicPartition
 
 from gateway.directory import RunDirectory
 from gateway.history import RawEvent, end_offset
@@ -23,6 +23,10 @@ from streams.settings import Settings
 from streams.topics import Catalog, Role
 
 log = logging.getLogger("awe.gateway.fanout")
+
+POLL_S = 0.1
+"""How long the consumer waits when nothing is fetched; it also bounds how soon ``stop`` is noticed."""
+BATCH = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +116,7 @@ class FanOut:
         if not any(ends.values()):
             self.ready.set()
         while not self._stop.is_set():
-            batch = consumer.consume(1000, timeout=0.1)
+            batch = self._next_batch(consumer)
             idle = 0 if batch else idle + 1
             received = received or bool(batch)
             live: list[Live] = []
@@ -140,6 +144,16 @@ class FanOut:
                 self.ready.set()
             if live:
                 self._deliver(live)
+
+    @staticmethod
+    def _next_batch(consumer: Consumer) -> list[Message]:
+        # consume(n, timeout) waits out its whole timeout unless n messages arrive, which held every live
+        # event back by up to that timeout; poll returns on the first message, then what is already fetched
+        # is taken without waiting.
+        first = consumer.poll(POLL_S)
+        if first is None:
+            return []
+        return [first, *consumer.consume(BATCH - 1, timeout=0)]
 
     def _caught_up(self, consumer: Consumer, ends: dict[int, int]) -> bool:
         tps = consumer.position([TopicPartition(self.events_topic, p) for p in ends])

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+from awe.cli_gateway import SERVER_OPTIONS
 from gateway.app import create_app
 from streams.settings import Settings
 
@@ -23,7 +24,7 @@ class GatewayServer:
             app,
             host="127.0.0.1",
             port=0,
-            ws="websockets-sansio",
+            **SERVER_OPTIONS,
             ws_max_size=settings.ws_max_message_bytes * 4,
             log_level="warning",
             lifespan="on",
