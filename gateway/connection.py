@@ -49,6 +49,7 @@ class Connection:
     holding: int = 0
     held: list[tuple[RawEvent, str]] = field(default_factory=list)
     missed_pongs: int = 0
+    heartbeat_slice: int = 0
     closing: bool = False
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 

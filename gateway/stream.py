@@ -119,7 +119,7 @@ async def stream(websocket: WebSocket) -> None:
     receiver = loop.create_task(_receive_loop(websocket, gateway, connection))
     # When this side is closing, the closer says when it is over; else the client's leaving ends it.
     receiver.add_done_callback(lambda _task: None if connection.closing else finished.set())
-    gateway.hub.connections.add(connection)
+    gateway.hub.join(connection)
     try:
         # Over when the client goes (the receiver ends) or when this side closed it (the closer ends).
         await finished.wait()
