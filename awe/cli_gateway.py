@@ -19,7 +19,7 @@ from streams.reader import TERMINAL_EVENTS
 SERVER_OPTIONS: dict[str, Any] = {
     "loop": "uvloop",
     "http": "httptools",
-    "ws": "websockets-sansio",
+    "ws": "gateway.wsprotocol:CoalescingWebSocketProtocol",
     # Compressing every message costs a zlib stream per connection (memory) and per message (CPU), for
     # JSON envelopes of a few hundred bytes; at 10,000 subscribers it was a fifth of the gateway's time.
     "ws_per_message_deflate": False,
