@@ -63,6 +63,7 @@ class Orchestrator:
             partitions=settings.partitions,
             key_type=bytes,
             value_type=RunStateValue,
+            extra_topic_configs={"max.message.bytes": str(settings.record_max_bytes)},
         )
         app.agent(self.source, name="awe.orchestrator")(self._process)
         app.timer(interval=settings.timer_tick_s, name="awe.timers")(self._tick)

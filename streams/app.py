@@ -77,5 +77,7 @@ def create_app(settings: Settings, *, app_id: str | None = None, web_port: int |
         web_host="127.0.0.1",
         consumer_auto_offset_reset="earliest",
         producer_linger=settings.producer_linger_ms / 1000,
+        producer_max_request_size=settings.record_max_bytes,
+        consumer_max_fetch_size=settings.record_max_bytes,
         stream_wait_empty=False,
     )

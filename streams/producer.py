@@ -25,6 +25,7 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "acks": "all",
         "partitioner": "murmur2_random",
         "linger.ms": 2,
+        "message.max.bytes": settings.record_max_bytes,
     }
     config.update(overrides)
     return config

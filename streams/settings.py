@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     topic_prefix: str = "awe."
     partitions: int = Field(default=6, ge=1, description="partitions of commands, results, events, tasks")
     replication_factor: int = Field(default=1, ge=1)
+    record_max_bytes: int = Field(
+        default=8 << 20, ge=1 << 20, description="largest record on the run topics (their max.message.bytes)"
+    )
     retention_commands_ms: int = 7 * 24 * 3600 * 1000
     retention_results_ms: int = 7 * 24 * 3600 * 1000
     retention_tasks_ms: int = 7 * 24 * 3600 * 1000
@@ -62,6 +65,7 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(default=None, description="a worker's /metrics port; off when unset")
     metrics_host: str = "127.0.0.1"
     log_format: Literal["text", "json"] = "text"
+    event_loop: Literal["uvloop", "asyncio"] = Field(default="uvloop", description="the workers' event loop")
     session_timeout_s: float = 10.0
     log_level: str = "INFO"
     data_dir: Path | None = Field(

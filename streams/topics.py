@@ -66,14 +66,18 @@ class Catalog:
         s = self.settings
         run_partitions = s.partitions
 
+        # A node's output travels in a result, an event and the run's state: records that can pass Kafka's
+        # default limit of 1 MiB (a plugin may answer 1 MiB), so the run topics take larger ones.
+        sized = {"max.message.bytes": str(s.record_max_bytes)}
+
         def retained(ms: int) -> dict[str, str]:
-            return {"cleanup.policy": "delete", "retention.ms": str(ms)}
+            return {"cleanup.policy": "delete", "retention.ms": str(ms), **sized}
 
         compacted = {"cleanup.policy": "compact"}
         specs = [
             TopicSpec(self.name(Role.COMMANDS), run_partitions, retained(s.retention_commands_ms)),
             TopicSpec(self.name(Role.RESULTS), run_partitions, retained(s.retention_results_ms)),
-            TopicSpec(self.name(Role.EVENTS), run_partitions, {"cleanup.policy": "delete", "retention.ms": "-1"}),
+            TopicSpec(self.name(Role.EVENTS), run_partitions, retained(-1)),
             TopicSpec(self.name(Role.TOKENS), run_partitions, retained(s.retention_tokens_ms)),
             TopicSpec(self.name(Role.DEFINITIONS), 1, compacted),
             # Records carry whole modules (up to 8 MiB, base64): more than Kafka's default 1 MiB.
@@ -82,12 +86,12 @@ class Catalog:
             # Projections of awe.events, rebuilt from it at will: keyed by run id (on the run's partition
             # number) and by usage key.
             TopicSpec(self.name(Role.RUN_INDEX), run_partitions, compacted),
-            TopicSpec(self.name(Role.RUNS), run_partitions, compacted),
+            TopicSpec(self.name(Role.RUNS), run_partitions, {**compacted, **sized}),
             TopicSpec(self.name(Role.USAGE), 1, compacted),
             # Sink-ready copies of awe.events for Kafka Connect (JSON with an embedded Connect schema), derived
             # by streams/connect/deriver.py and re-derivable from awe.events at will: see docs/connect.md.
             TopicSpec(self.name(Role.SINK_EVENTS), run_partitions, retained(s.retention_sink_ms)),
-            TopicSpec(self.name(Role.SINK_RUNS), run_partitions, compacted),
+            TopicSpec(self.name(Role.SINK_RUNS), run_partitions, {**compacted, **sized}),
             # Kafka Connect's own state; the worker requires them compacted, its config topic on one partition.
             TopicSpec(self.name(Role.CONNECT_CONFIGS), 1, compacted),
             TopicSpec(self.name(Role.CONNECT_OFFSETS), 5, compacted),

@@ -254,7 +254,8 @@ class Engine:
 
 class FlakyServer:
     """A loopback HTTP server whose paths script failures: ``/fail/N/KEY`` answers 500 N times then 200,
-    ``/status/CODE``, ``/slow/SECONDS``, ``/echo`` returns the JSON it got. ``hits`` counts calls per path."""
+    ``/status/CODE``, ``/slow/SECONDS``, ``/big/BYTES`` a JSON string of that many bytes, ``/echo`` returns the
+    JSON it got. ``hits`` counts calls per path."""
 
     def __init__(self) -> None:
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -286,6 +287,8 @@ class FlakyServer:
                     self._reply(500, b'{"error": "scripted failure"}')
                 elif parts[0] == "status":
                     self._reply(int(parts[1]), b'{"status": "scripted"}')
+                elif parts[0] == "big":
+                    self._reply(200, b'"' + b"a" * (int(parts[1]) - 2) + b'"')
                 elif parts[0] == "slow":
                     time.sleep(float(parts[1]))
                     self._reply(200, b'{"slow": true}')

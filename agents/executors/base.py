@@ -33,6 +33,9 @@ from streams.writer import PartitionWriter
 
 Handler = Callable[[Task], Awaitable[Any]]
 
+#: Bytes kept free in a record for what surrounds a node's output (ids, times, the AI call's metadata).
+ENVELOPE_ROOM = 64 << 10
+
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
@@ -58,6 +61,8 @@ class Executor:
         # A result joins the transaction that commits its task's offset.
         self.writer = PartitionWriter(app, catalog.tasks(kind))
         self._slots = asyncio.Semaphore(concurrency)
+        # Room for the envelope around the output in the NodeSucceeded event that repeats it.
+        self.result_max_bytes = settings.record_max_bytes - ENVELOPE_ROOM
         self._running: set[asyncio.Task[None]] = set()
         app.agent(self.tasks, name=f"awe.executor.{kind}")(self._process)
 
@@ -123,9 +128,25 @@ class Executor:
             log.exception("executor %s crashed on task %s", self.kind, task.task_id)
             error = ErrorInfo(code="executor_error", message=f"{type(err).__name__}: {err}", retryable=False)
             result = _result(task, started, ok=False, error=error)
+        record = encode(result)
+        if len(record) > self.result_max_bytes:
+            result, record = self._too_large(task, started, len(record))
         if metrics.ENABLED:
             NODE_DURATION.labels(self.kind, "ok" if result.ok else "error").observe(result.duration_ms / 1000)
-        return self.results, task.run_id.encode(), encode(result), message.partition
+        return self.results, task.run_id.encode(), record, message.partition
+
+    def _too_large(self, task: Task, started: float, size: int) -> tuple[TaskResult, bytes]:
+        # Sent as it is, the record would be refused by the producer or the broker, and the task redelivered
+        # and run again forever; the same input gives the same output, so this fails the node for good.
+        error = ErrorInfo(
+            code="output_too_large",
+            message=f"the {self.kind} node's result is {size:,} bytes, over the {self.result_max_bytes:,} a record "
+            "may hold (raise AWE_RECORD_MAX_BYTES, and the run topics' max.message.bytes, to allow it)",
+            retryable=False,
+            detail={"result_bytes": size, "limit_bytes": self.result_max_bytes},
+        )
+        result = _result(task, started, ok=False, error=error)
+        return result, encode(result)
 
 
 def _result(

@@ -290,3 +290,25 @@ def test_sleep_completes(engine: Engine) -> None:
     assert state.status == "succeeded"
     assert state.ended_at is not None and state.started_at is not None
     assert (state.ended_at - state.started_at).total_seconds() >= 0.2
+
+
+def test_an_output_too_large_for_a_record_fails_its_node_once_and_the_worker_goes_on(
+    engine: Engine, http_server: FlakyServer
+) -> None:
+    limit = engine.settings.record_max_bytes
+    engine.apply(
+        {
+            "name": "too-big",
+            "inputs": {"url": {"type": "string", "required": True}},
+            "nodes": {"get": {"kind": "http", "method": "GET", "url": "{{ inputs.url }}"}},
+        }
+    )
+    state = engine.run("too-big", {"url": f"{http_server.url}/big/{limit + (1 << 20)}"}, timeout=60)
+    assert state.status == "failed"
+    node = state.nodes["get"]
+    assert node.error is not None and (node.error.code, node.error.retryable) == ("output_too_large", False)
+    assert "AWE_RECORD_MAX_BYTES" in node.error.message and node.attempts == 1
+    # Kafka's default record limit is 1 MiB; outputs past it, up to AWE_RECORD_MAX_BYTES, go through.
+    after = engine.run("too-big", {"url": f"{http_server.url}/big/{3 << 20}"}, timeout=60)
+    assert after.status == "succeeded"
+    assert len(after.nodes["get"].output["json"]) == (3 << 20) - 2

@@ -18,7 +18,7 @@ from schemas.plugins import PluginManifest
 from schemas.state import RunState
 from streams.admin import ensure_topics
 from streams.plugins import PluginRegistry
-from tests.agents.wasm.plugins import ECHO, HOSTILE, MALFORMED, build_examples
+from tests.agents.wasm.plugins import BIG_OUTPUT, ECHO, HOSTILE, MALFORMED, build_examples
 from tests.harness import REPO, Engine, unique_settings, wait_until
 
 
@@ -179,3 +179,11 @@ def test_plugins_written_from_the_abi_document_run_in_a_workflow(
     state = _run_node(wasm_engine, length, "twelve bytes")
     assert state.status == "succeeded", state.error
     assert state.nodes["p"].output == {"bytes": len('"twelve bytes"')}
+
+
+def test_an_output_of_one_mebibyte_goes_through_kafka(wasm_engine: Engine, plugins: PluginRegistry) -> None:
+    # The default output limit is 1 MiB, and Kafka's default record limit is 1 MiB too: the result, the
+    # event and the run's state around such an output must still fit (AWE_RECORD_MAX_BYTES).
+    state = _run_node(wasm_engine, _add(plugins, to_wasm(BIG_OUTPUT.encode())), {})
+    assert state.status == "succeeded", state.nodes["p"].error
+    assert state.nodes["p"].output == "a" * ((1 << 20) - 2)

@@ -42,6 +42,16 @@ BUSY = _module("""
     (i64.or (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32)) (i64.extend_i32_u (local.get $len))))
 """)
 
+#: Answers a JSON string of exactly 1 MiB ("aaa...a"), the most the default output limit allows.
+BIG_OUTPUT = _module("""
+  (func (export "run") (param i32 i32) (result i64)
+    (drop (memory.grow (i32.const 17)))
+    (memory.fill (i32.const 65536) (i32.const 97) (i32.const 1048576))
+    (i32.store8 (i32.const 65536) (i32.const 34))
+    (i32.store8 (i32.const 1114111) (i32.const 34))
+    (i64.const 0x1000000100000))
+""")
+
 #: Every hostile plugin, with the error code its call must fail with.
 HOSTILE: dict[str, tuple[str, str]] = {
     "infinite_loop": (
