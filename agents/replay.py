@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from agents.decide import decide
@@ -71,6 +72,31 @@ class ReplayReport:
     def identical(self) -> bool:
         """True when the engine produced exactly the recorded events."""
         return not self.differences
+
+    def as_json(self) -> dict[str, Any]:
+        """The report as JSON-ready data: what ``awe replay --json`` prints and the gateway answers."""
+        return {
+            "run_id": self.run_id,
+            "steps": self.steps,
+            "events": self.events,
+            "identical": self.identical,
+            "skipped": self.skipped,
+            "differences": [
+                {
+                    "step": d.step,
+                    "cause": d.cause,
+                    "seq": d.seq,
+                    "what": d.what,
+                    "recorded": _plain(d.recorded),
+                    "replayed": _plain(d.replayed),
+                }
+                for d in self.differences
+            ],
+        }
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 def replay(events: list[Envelope]) -> ReplayReport:

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from awe.cli_common import EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, err, fail, json_line, out, settings
+from schemas.envelope import Envelope
 from schemas.exceptions import AweError
 from schemas.state import TERMINAL_RUN
 from streams.admin import ensure_topics
@@ -31,6 +32,13 @@ SERVER_OPTIONS: dict[str, Any] = {
 
 GC_THRESHOLDS = (50_000, 20, 100)
 """Collector thresholds for a gateway process (CPython's are 700, 10, 10)."""
+
+
+def replay_report(events: list[Envelope]) -> dict[str, Any]:
+    """The gateway's replayer: ``awe replay --json`` of the events (the gateway may not import the engine)."""
+    from agents.replay import replay
+
+    return replay(events).as_json()
 
 
 def collect_rarely() -> None:
@@ -62,7 +70,7 @@ def gateway(
     config = settings()
     try:
         ensure_topics(config)
-        app = create_app(config, require_auth=require_auth)
+        app = create_app(config, require_auth=require_auth, replayer=replay_report)
     except AweError as e:
         fail(e.message)
     if (

@@ -84,26 +84,7 @@ def replay_run(
         fail(f"no events for run {run_id}", EXIT_FAILED)
     report = replay(events)
     if as_json:
-        json_line(
-            {
-                "run_id": report.run_id,
-                "steps": report.steps,
-                "events": report.events,
-                "identical": report.identical,
-                "skipped": report.skipped,
-                "differences": [
-                    {
-                        "step": d.step,
-                        "cause": d.cause,
-                        "seq": d.seq,
-                        "what": d.what,
-                        "recorded": _plain(d.recorded),
-                        "replayed": _plain(d.replayed),
-                    }
-                    for d in report.differences
-                ],
-            }
-        )
+        json_line(report.as_json())
     elif report.skipped:
         out.print(f"run {report.run_id}: {report.skipped}", highlight=False)
     elif report.identical:
@@ -145,10 +126,6 @@ def log(
 def _short(value: Any, limit: int = 80) -> str:
     text = orjson.dumps(value).decode()
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _plain(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime) else value
 
 
 def audit(

@@ -29,7 +29,7 @@ from gateway.ratelimit import TenantLimiter
 from gateway.routes.health import ROUTES as HEALTH
 from gateway.routes.runs import ROUTES as RUNS
 from gateway.routes.workflows import ROUTES as WORKFLOWS
-from gateway.state import Gateway
+from gateway.state import Gateway, Replayer
 from gateway.stream import stream
 from streams.registry import DefinitionRegistry
 from streams.settings import Settings
@@ -42,9 +42,10 @@ OPEN_WARNING = (
 )
 
 
-def create_app(settings: Settings, *, require_auth: bool = False) -> Starlette:
+def create_app(settings: Settings, *, require_auth: bool = False, replayer: Replayer | None = None) -> Starlette:
     """The Starlette app. Credentials are read (and keys hashed) here, so a bad configuration fails before
-    the server starts; ``require_auth`` refuses to build an open gateway."""
+    the server starts; ``require_auth`` refuses to build an open gateway. Without a ``replayer``,
+    ``POST /v1/runs/{id}/replay`` answers 501."""
     auth = Authenticator.from_settings(settings)
     if auth.open:
         if require_auth:
@@ -73,6 +74,7 @@ def create_app(settings: Settings, *, require_auth: bool = False) -> Starlette:
             hub=hub,
             fanout=FanOut(settings, directory, deliver),
             pool=ThreadPoolExecutor(8, thread_name_prefix="awe-gateway-read"),
+            replayer=replayer,
         )
         gateway.fanout.start()
         heartbeat = loop.create_task(hub.heartbeat(settings.ws_ping_interval_s))

@@ -81,6 +81,13 @@ class RateLimitedError(GatewayError):
         self.retry_after = retry_after
 
 
+class NotAvailableError(GatewayError):
+    """A feature this gateway process was started without (replay, when no engine was handed in)."""
+
+    code = "not_available"
+    status = 501
+
+
 class NotReadyError(GatewayError):
     """The gateway has not caught up with the event topic yet, or the broker does not answer."""
 

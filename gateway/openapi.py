@@ -25,6 +25,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         415: "unsupported content type",
         422: "invalid JSON, schema or inputs, with field paths",
         429: "rate limited (Retry-After)",
+        501: "not available in this gateway process",
         503: "not ready",
     }
     codes = (401, 429, *statuses)
@@ -234,6 +235,13 @@ def document() -> dict[str, Any]:
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Fork"}}},
                     },
                     "responses": {**_ok(202, "the new run id"), **_errors(403, 404, 413, 422)},
+                }
+            },
+            "/v1/runs/{run_id}/replay": {
+                "post": {
+                    "summary": "run the engine again over the recorded events, with no side effects, and compare",
+                    "parameters": [_RUN_ID],
+                    "responses": {**_ok(200, "the report of `awe replay --json`"), **_errors(404, 501)},
                 }
             },
         },

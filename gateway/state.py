@@ -20,6 +20,7 @@ from gateway.hub import Hub
 from gateway.idempotency import RecentStarts
 from gateway.producer import AsyncProducer
 from gateway.ratelimit import TenantLimiter
+from schemas.envelope import Envelope
 from streams.registry import DefinitionRegistry
 from streams.settings import Settings
 from streams.topics import Catalog
@@ -27,6 +28,11 @@ from streams.topics import Role as TopicRole
 
 log = logging.getLogger("awe.gateway")
 T = TypeVar("T")
+
+#: Replays a run from its recorded events and reports, as JSON-ready data, how the engine's output differs.
+#: The engine's ``decide`` lives in ``agents``, which the gateway never imports: the composition root
+#: (``awe gateway``) hands this in.
+Replayer = Callable[[list[Envelope]], dict[str, Any]]
 
 
 @dataclass
@@ -42,6 +48,7 @@ class Gateway:
     hub: Hub
     fanout: FanOut
     pool: ThreadPoolExecutor
+    replayer: Replayer | None = None
     recent: RecentStarts = field(default_factory=RecentStarts)
     register_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     #: Connections the gateway closed, by reason; the usual reasons start at zero so dashboards show them.

@@ -1,5 +1,5 @@
 """``/v1/runs``: start (202, idempotent), list with filters, get, events after a seq, state at a seq,
-offset or time, signals, cancel and fork. Every read is of the caller's tenant; another's run is not found."""
+offset or time, signals, cancel, fork and replay. Every read is of the caller's tenant; another's run is not found."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from starlette.routing import Route
 from gateway.auth import Principal, Role
 from gateway.bodies import CancelBody, ForkBody, StartRunBody, parse_json, parse_model, read_body
 from gateway.directory import inputs_digest
-from gateway.exceptions import InvalidRequestError, NotFoundError
+from gateway.exceptions import InvalidRequestError, NotAvailableError, NotFoundError
 from gateway.history import RawEvent, read_run
 from gateway.idempotency import Start, is_retry, run_id_for
 from gateway.state import Gateway, authorize
@@ -264,6 +264,22 @@ async def fork_run(request: Request) -> JSONResponse:
     )
 
 
+async def replay_run(request: Request) -> JSONResponse:
+    """Run the engine again over the run's recorded events, with no side effects, and compare (``awe replay``):
+    200 with the report, ``identical`` true when the engine produced exactly what is recorded."""
+    gateway, principal = authorize(request)
+    run_id = request.path_params["run_id"]
+    replayer = gateway.replayer
+    if replayer is None:
+        raise NotAvailableError("this gateway was started without the engine, so it cannot replay; use `awe gateway`")
+    events = await _history(gateway, principal, run_id)
+    if events is None:
+        raise _unknown(run_id)
+    envelopes = [Envelope.model_validate_json(e.value) for e in events]
+    # decide is pure CPU work; a long run's replay must not hold up the loop's other requests.
+    return JSONResponse(await gateway.blocking(replayer, envelopes))
+
+
 ROUTES = [
     Route("/v1/runs", start_run, methods=["POST"]),
     Route("/v1/runs", list_runs, methods=["GET"]),
@@ -273,4 +289,5 @@ ROUTES = [
     Route("/v1/runs/{run_id}/signals/{node}", signal, methods=["POST"]),
     Route("/v1/runs/{run_id}/cancel", cancel, methods=["POST"]),
     Route("/v1/runs/{run_id}/fork", fork_run, methods=["POST"]),
+    Route("/v1/runs/{run_id}/replay", replay_run, methods=["POST"]),
 ]

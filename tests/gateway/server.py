@@ -9,16 +9,18 @@ from typing import Any
 import httpx
 import uvicorn
 
-from awe.cli_gateway import SERVER_OPTIONS
+from awe.cli_gateway import SERVER_OPTIONS, replay_report
 from gateway.app import create_app
 from streams.settings import Settings
 
 
 class GatewayServer:
-    """``create_app(settings)`` served over a real socket until :meth:`close`."""
+    """``create_app(settings)`` served over a real socket until :meth:`close`, with the engine's replayer
+    as ``awe gateway`` has it unless ``replayer=None`` is given."""
 
     def __init__(self, settings: Settings, **app_options: Any) -> None:
         self.settings = settings
+        app_options.setdefault("replayer", replay_report)
         app = create_app(settings, **app_options)
         config = uvicorn.Config(
             app,

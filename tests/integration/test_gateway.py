@@ -229,6 +229,7 @@ def test_another_tenants_run_is_not_found_by_any_route(gateway: GatewayServer, n
             assert run_id not in answer.text.replace(f"no run {run_id}", "")
         assert globex.post(f"/v1/runs/{run_id}/signals/approve", json={"approve": True}).status_code == 404
         assert globex.post(f"/v1/runs/{run_id}/cancel").status_code == 404
+        assert globex.post(f"/v1/runs/{run_id}/replay").status_code == 404
         assert run_id not in globex.get("/v1/runs").text
         # Their workflow of the same name is their own definition.
         theirs = globex.get(f"/v1/workflows/{names['acme']}").json()
@@ -373,7 +374,8 @@ async def _next_error(ws: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def tight(engine: Engine) -> Iterator[GatewayServer]:
-    """An open gateway (tenant default) with a tiny send queue, a fast heartbeat and tight rate limits."""
+    """An open gateway (tenant default) with a tiny send queue, a fast heartbeat and tight rate limits, and
+    without the engine's replayer, as an app embedding ``create_app`` alone would be."""
     settings = gateway_settings(
         engine.settings,
         ws_send_queue=3,
@@ -383,7 +385,7 @@ def tight(engine: Engine) -> Iterator[GatewayServer]:
         gateway_rate_limit=1.0,
         gateway_rate_burst=3,
     )
-    server = GatewayServer(settings)
+    server = GatewayServer(settings, replayer=None)
     server.wait_ready()
     yield server
     server.close()
@@ -541,3 +543,25 @@ def test_a_fork_over_rest_reuses_the_parents_results_and_another_tenant_cannot_f
         assert _until_status(acme, child, "succeeded")["outputs"] == {"greeting": "hi Grace"}
         started = acme.get(f"/v1/runs/{child}/events").json()["events"][0]
         assert started["payload"]["parent_run_id"] == parent and started["payload"]["inputs"]["n"] == 2
+
+
+def test_a_replay_over_rest_is_the_report_of_awe_replay(gateway: GatewayServer, names: dict[str, str]) -> None:
+    with gateway.client("acme-view") as view, gateway.client("acme-op") as acme:
+        run_id = _start(acme, names["acme"], who="Ada")
+        _until_status(acme, run_id, "waiting")
+        assert acme.post(f"/v1/runs/{run_id}/signals/approve", json={"approve": True}).status_code == 202
+        _until_status(acme, run_id, "succeeded")
+        events = acme.get(f"/v1/runs/{run_id}/events").json()["events"]
+        # Reading a run again changes nothing, so a viewer may replay.
+        answer = view.post(f"/v1/runs/{run_id}/replay")
+        assert answer.status_code == 200, answer.text
+        report = answer.json()
+        assert report["run_id"] == run_id and report["identical"] is True and report["differences"] == []
+        assert report["events"] == len(events) and report["steps"] == 2  # the start, then the approval
+        assert view.post("/v1/runs/no-such-run/replay").status_code == 404
+
+
+def test_a_gateway_without_the_engine_answers_replay_with_501(tight: GatewayServer) -> None:
+    with tight.client(None) as client:
+        answer = client.post("/v1/runs/any/replay")
+    assert answer.status_code == 501 and answer.json()["error"]["code"] == "not_available"
