@@ -15,10 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
 
 from gateway.directory import RunDirectory
 from gateway.history import RawEvent, end_offset
+from streams.consuming import assign, next_batch
 from streams.settings import Settings
 from streams.topics import Catalog, Role
 
@@ -107,16 +108,17 @@ class FanOut:
     def _consume(self, consumer: Consumer) -> None:
         partitions = range(self.settings.partitions)
         ends = {p: end_offset(consumer, self.events_topic, p) for p in partitions}
-        consumer.assign(
+        assign(
+            consumer,
             [TopicPartition(self.events_topic, p, OFFSET_BEGINNING) for p in partitions]
-            + [TopicPartition(self.tokens_topic, p, OFFSET_END) for p in partitions]
+            + [TopicPartition(self.tokens_topic, p, OFFSET_END) for p in partitions],
         )
         idle = 0
         received = False
         if not any(ends.values()):
             self.ready.set()
         while not self._stop.is_set():
-            batch = self._next_batch(consumer)
+            batch = next_batch(consumer, BATCH, POLL_S)
             idle = 0 if batch else idle + 1
             received = received or bool(batch)
             live: list[Live] = []
@@ -144,16 +146,6 @@ class FanOut:
                 self.ready.set()
             if live:
                 self._deliver(live)
-
-    @staticmethod
-    def _next_batch(consumer: Consumer) -> list[Message]:
-        # consume(n, timeout) waits out its whole timeout unless n messages arrive, which held every live
-        # event back by up to that timeout; poll returns on the first message, then what is already fetched
-        # is taken without waiting.
-        first = consumer.poll(POLL_S)
-        if first is None:
-            return []
-        return [first, *consumer.consume(BATCH - 1, timeout=0)]
 
     def _caught_up(self, consumer: Consumer, ends: dict[int, int]) -> bool:
         tps = consumer.position([TopicPartition(self.events_topic, p) for p in ends])

@@ -13,6 +13,8 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, TopicPartition
 
+from streams.consuming import BOUNDED_READ, assign, next_batch
+from streams.consuming import positions as batch_positions
 from streams.retry import retry_retriable
 from streams.settings import Settings
 
@@ -55,6 +57,7 @@ def _consumer(settings: Settings) -> Consumer:
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
             "fetch.wait.max.ms": 20,
+            **BOUNDED_READ,
         }
     )
 
@@ -80,13 +83,14 @@ def read(settings: Settings, topic: str, starts: dict[int, int], accept: Callabl
         todo = {p: o for p, o in starts.items() if o < ends[p]}
         if not todo:
             return out
-        consumer.assign([TopicPartition(topic, p, o) for p, o in todo.items()])
+        assign(consumer, [TopicPartition(topic, p, o) for p, o in todo.items()])
         positions = dict(todo)
         idle = 0
-        # A transaction marker can sit at an end offset and is never delivered: an idle reader is done too.
         while any(positions[p] < ends[p] for p in todo) and idle < 3:
-            batch = consumer.consume(500, timeout=0.1)
+            batch = next_batch(consumer, 500, 0.1)
             idle = 0 if batch else idle + 1
+            for p, reached in batch_positions(consumer, topic, list(todo)).items():
+                positions[p] = max(positions[p], reached)
             for message in batch:
                 partition, offset = message.partition(), message.offset()
                 if message.error() is not None or partition is None or offset is None or offset >= ends[partition]:

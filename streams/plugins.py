@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.plugins import PLUGIN_NAME_PATTERN, PluginManifest, PluginRef
 from streams.codec import decode, encode
+from streams.consuming import assign
 from streams.exceptions import PluginConflictError
 from streams.producer import RecordProducer
 from streams.retry import retry_retriable
@@ -83,7 +84,7 @@ class PluginRegistry:
                     "fetch.message.max.bytes": _RECORD_BYTES,
                 }
             )
-            self._consumer.assign([TopicPartition(self._topic, 0, OFFSET_BEGINNING)])
+            assign(self._consumer, [TopicPartition(self._topic, 0, OFFSET_BEGINNING)])
         return self._consumer
 
     def follow(self) -> None:

@@ -20,6 +20,7 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from schemas.projections import Projections, published
+from streams.consuming import assign
 from streams.partitioning import partition_for
 from streams.producer import RecordProducer
 from streams.retry import retry_retriable
@@ -80,7 +81,7 @@ class ProjectionBuilder:
             partitions = list(range(self.settings.partitions))
             ends = {p: self._watermarks(consumer, p)[1] for p in partitions}
             total = sum(ends[p] - self._watermarks(consumer, p)[0] for p in partitions)
-            consumer.assign([TopicPartition(self.events, p, OFFSET_BEGINNING) for p in partitions])
+            assign(consumer, [TopicPartition(self.events, p, OFFSET_BEGINNING) for p in partitions])
             positions = dict.fromkeys(partitions, 0)
             idle = 0
             reported = 0
@@ -133,7 +134,7 @@ class ProjectionBuilder:
         """Keep folding new events from where the rebuild stopped, publishing what changed every so often."""
         consumer = _consumer(self.settings)
         try:
-            consumer.assign([TopicPartition(self.events, p, o) for p, o in self.positions.items()])
+            assign(consumer, [TopicPartition(self.events, p, o) for p, o in self.positions.items()])
             last = time.monotonic()
             while not stop.is_set():
                 for message in consumer.consume(10_000, timeout=0.2):
@@ -164,7 +165,7 @@ def read_projection(settings: Settings, role: Role, *, partition: int | None = N
         count = len(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
         chosen = [partition] if partition is not None else list(range(count))
         ends = {p: _end(consumer, TopicPartition(topic, p)) for p in chosen}
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in chosen])
+        assign(consumer, [TopicPartition(topic, p, OFFSET_BEGINNING) for p in chosen])
         positions = dict.fromkeys(chosen, 0)
         idle = 0
         while any(positions[p] < ends[p] for p in chosen) and idle < 5:

@@ -11,6 +11,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from schemas.envelope import Envelope
 from schemas.exceptions import SequenceGapError
 from streams.codec import decode
+from streams.consuming import BOUNDED_READ, assign
 from streams.partitioning import partition_for
 from streams.retry import retry_retriable
 from streams.settings import Settings
@@ -41,6 +42,7 @@ class RunReader:
                 "enable.auto.commit": False,
                 "isolation.level": "read_committed",
                 "fetch.wait.max.ms": 20,
+                **BOUNDED_READ,
             }
         )
 
@@ -90,7 +92,7 @@ class RunReader:
         """As :meth:`events`, with each event's partition and offset."""
         partition = partition_for(run_id, self.settings.partitions)
         start = from_offset if from_offset is not None else OFFSET_BEGINNING
-        self._consumer.assign([TopicPartition(self.topic, partition, start)])
+        assign(self._consumer, [TopicPartition(self.topic, partition, start)])
         deadline = None if timeout is None else time.monotonic() + timeout
         end = None if follow else self.end_offset(run_id)
         key = run_id.encode()
@@ -100,7 +102,6 @@ class RunReader:
             if deadline is not None and time.monotonic() > deadline:
                 return
             if end is not None and (self._position(partition) >= end or idle >= 3):
-                # A transaction marker can sit at the end offset, so an idle reader also counts as done.
                 return
             msg = self._consumer.poll(0.2)
             idle = idle + 1 if msg is None else 0

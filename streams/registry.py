@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from schemas.definition import WorkflowDefinition
 from streams.codec import decode, encode
+from streams.consuming import assign
 from streams.producer import RecordProducer
 from streams.retry import retry_retriable
 from streams.settings import Settings
@@ -61,7 +62,7 @@ class DefinitionRegistry:
                     "enable.auto.commit": False,
                 }
             )
-            self._consumer.assign([TopicPartition(self._topic, 0, OFFSET_BEGINNING)])
+            assign(self._consumer, [TopicPartition(self._topic, 0, OFFSET_BEGINNING)])
         return self._consumer
 
     def follow(self) -> None:

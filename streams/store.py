@@ -17,6 +17,8 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartiti
 from schemas.envelope import Envelope
 from schemas.state import RunState, evolve
 from streams.codec import decode
+from streams.consuming import BOUNDED_READ, assign, next_batch
+from streams.consuming import positions as batch_positions
 from streams.projections import lookup_run
 from streams.reader import RunReader, StoredEvent
 from streams.retry import retry_retriable
@@ -95,12 +97,13 @@ class EventStore:
                 "enable.auto.commit": False,
                 "isolation.level": "read_committed",
                 "fetch.wait.max.ms": 50,
+                **BOUNDED_READ,
             }
         )
         try:
             chosen = partitions if partitions is not None else list(range(self.settings.partitions))
             starts = self._starts(consumer, chosen, from_offset, from_time)
-            consumer.assign(starts)
+            assign(consumer, starts)
             ends = {p: self._end(consumer, p) for p in chosen}
             positions = {
                 tp.partition: ends[tp.partition] if tp.offset == OFFSET_END else max(tp.offset, 0) for tp in starts
@@ -110,11 +113,12 @@ class EventStore:
             while True:
                 if deadline is not None and time.monotonic() > deadline:
                     return
-                # A transaction marker can sit at an end offset, so an idle reader also counts as done.
                 if not follow and (idle >= 3 or all(positions[p] >= ends[p] for p in chosen)):
                     return
-                batch = consumer.consume(500, timeout=0.2)
+                batch = next_batch(consumer, 500, 0.2)
                 idle = 0 if batch else idle + 1
+                for p, reached in batch_positions(consumer, self.topic, chosen).items():
+                    positions[p] = max(positions[p], reached)
                 for message in batch:
                     partition, offset = message.partition(), message.offset()
                     if message.error() is not None or partition is None or offset is None:

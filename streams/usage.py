@@ -20,6 +20,7 @@ from confluent_kafka import OFFSET_END, Consumer, KafkaException, TopicPartition
 
 from schemas.ai import Usage, UsageTotals
 from streams.codec import loads
+from streams.consuming import assign
 from streams.retry import retry_retriable
 from streams.settings import Settings
 from streams.topics import Catalog, Role
@@ -110,8 +111,12 @@ class UsageLedger:
             partitions = [TopicPartition(self.topic, p, int(midnight * 1000)) for p in range(self.settings.partitions)]
             starts = retry_retriable(lambda: consumer.offsets_for_times(partitions, timeout=10))
             # A partition with nothing since midnight answers -1: start at its end.
-            consumer.assign(
-                [TopicPartition(self.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_END) for tp in starts]
+            assign(
+                consumer,
+                [
+                    TopicPartition(self.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_END)
+                    for tp in starts
+                ],
             )
             ends: dict[int, int] = {tp.partition: self._end(consumer, tp) for tp in starts}
             positions = {tp.partition: tp.offset if tp.offset >= 0 else ends[tp.partition] for tp in starts}

@@ -22,6 +22,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from schemas.projections import Projections, published
 from streams.connect.records import sink_event, sink_run
+from streams.consuming import assign
 from streams.producer import RecordProducer
 from streams.settings import Settings, get_settings
 from streams.topics import Catalog, Role
@@ -61,7 +62,7 @@ class SinkDeriver:
             # Everything before these offsets was derived by an earlier run: fold it, write nothing for it.
             resume = {tp.partition: max(tp.offset, 0) for tp in committed}
             positions = dict(resume)
-            consumer.assign([TopicPartition(self.events_topic, p, OFFSET_BEGINNING) for p in partitions])
+            assign(consumer, [TopicPartition(self.events_topic, p, OFFSET_BEGINNING) for p in partitions])
             while not stop.is_set():
                 batch = consumer.consume(10_000, timeout=0.2)
                 live = False
