@@ -18,6 +18,7 @@ from agents.ai.registry import Providers
 from agents.executors.ai import AiHandler
 from agents.executors.base import Executor
 from agents.executors.http import HttpHandler
+from agents.executors.runner import TaskRunner, executor_group
 from agents.executors.wasm import WasmHandler
 from agents.metrics import CONSUMER_LAG, PRODUCER_ERRORS
 from agents.orchestrator import Orchestrator
@@ -26,6 +27,7 @@ from agents.wasm.hostfns import parse_allowed
 from agents.wasm.limits import Limits
 from streams.admin import ensure_topics
 from streams.app import create_app
+from streams.delivery import DeliveryProducer
 from streams.exceptions import StreamsError
 from streams.lag import LagProbe
 from streams.logs import json_log_handler
@@ -41,6 +43,9 @@ log = logging.getLogger("awe.worker")
 #: wasm tasks taken from Kafka per plugin instance the worker may run at once.
 WASM_TASKS_PER_INSTANCE = 4
 
+#: How long a stopping worker lets its running tasks finish; the rest run again on the next owner.
+EXECUTOR_GRACE_S = 10.0
+
 
 def build_worker(settings: Settings) -> faust.App:
     """A Faust app with every agent of awe registered; topics are created before it starts."""
@@ -48,8 +53,17 @@ def build_worker(settings: Settings) -> faust.App:
     registry = DefinitionRegistry(settings)
     registry.follow()
     Orchestrator(app, settings, registry)
+    result_errors = PRODUCER_ERRORS.labels("results")
+    # Exactly-once runners write their results in transactions of their own.
+    results = (
+        DeliveryProducer(
+            settings, on_error=lambda reason: result_errors.inc(), **{"linger.ms": settings.producer_linger_ms}
+        )
+        if settings.processing_guarantee == "at_least_once"
+        else None
+    )
     http = HttpHandler(settings.http_concurrency)
-    Executor(app, settings, "http", http, settings.http_concurrency)
+    executors = [Executor(settings, "http", http, settings.http_concurrency)]
 
     budgets = Budgets.load(settings.budgets_file)
     ledger = UsageLedger(settings) if budgets.needs_daily_usage else None
@@ -69,7 +83,7 @@ def build_worker(settings: Settings) -> faust.App:
         tokens_topic=Catalog(settings).name(Role.TOKENS),
         ledger=ledger,
     )
-    Executor(app, settings, "ai", ai, settings.ai_concurrency)
+    executors.append(Executor(settings, "ai", ai, settings.ai_concurrency))
 
     plugins = PluginRegistry(settings)
     plugins.follow()
@@ -81,10 +95,20 @@ def build_worker(settings: Settings) -> faust.App:
     )
     wasm = WasmHandler(wasm_host, plugins, Limits.from_settings(settings))
     # Tasks wait in the host's queue, not for the executor: each instance thread finds its next call ready.
-    Executor(app, settings, "wasm", wasm, settings.wasm_max_instances * WASM_TASKS_PER_INSTANCE)
+    executors.append(Executor(settings, "wasm", wasm, settings.wasm_max_instances * WASM_TASKS_PER_INSTANCE))
+    runners = [TaskRunner(settings, executor, results) for executor in executors]
+
+    async def start_executors() -> None:
+        for runner in runners:
+            runner.start()
+
+    app.task(start_executors)
 
     async def close_resources(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        # Runs after the consumer stopped, so no task is still using the pools or the registry.
+        # The executors stop first, so no task is still using the pools or the registry below.
+        await asyncio.gather(*(runner.stop(EXECUTOR_GRACE_S) for runner in runners))
+        if results is not None:
+            results.close()
         await http.aclose()
         await providers.aclose()
         try:
@@ -124,11 +148,12 @@ def serve_metrics(app: faust.App, settings: Settings) -> None:
     metrics.enable()
     start_http_server(settings.metrics_port, addr=settings.metrics_host)
     catalog = Catalog(settings)
-    sources = [catalog.name(Role.COMMANDS), catalog.name(Role.RESULTS), *(catalog.tasks(k) for k in TASK_KINDS)]
-    probe = LagProbe(settings, settings.app_id, sources)
+    probes = [LagProbe(settings, settings.app_id, [catalog.name(Role.COMMANDS), catalog.name(Role.RESULTS)])]
+    probes += [LagProbe(settings, executor_group(settings, kind), [catalog.tasks(kind)]) for kind in TASK_KINDS]
 
     async def measure_lag() -> None:
-        for (topic, partition), lag in (await asyncio.to_thread(probe.measure)).items():
-            CONSUMER_LAG.labels(topic, str(partition)).set(lag)
+        for probe in probes:
+            for (topic, partition), lag in (await asyncio.to_thread(probe.measure)).items():
+                CONSUMER_LAG.labels(topic, str(partition)).set(lag)
 
     app.timer(interval=5.0, name="awe.lag")(measure_lag)

@@ -1,21 +1,16 @@
-"""The executor framework: consume tasks, run a handler with bounded concurrency, report to ``awe.results``.
+"""An executor: run a task of one node kind with its handler and make the result record for ``awe.results``.
 
-A task's offset is acknowledged only after its result was handed to the producer, and Faust commits only
-the contiguous acknowledged prefix, so a task whose executor died is delivered again. The orchestrator
-ignores the duplicate result that this can cause.
+Consuming the tasks and committing their offsets is the runner's part (``agents/executors/runner.py``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import faust
-from faust.types import EventT, StreamT
 from pydantic import ValidationError
 
 from agents import metrics
@@ -24,17 +19,36 @@ from agents.metrics import DLQ_RECORDS, NODE_DURATION
 from schemas.ai import AICall
 from schemas.errors import ErrorInfo
 from schemas.tasks import Task, TaskResult
-from streams.app import raw_topic
 from streams.codec import decode, encode
 from streams.dlq import DeadLetter, describe_validation_error
 from streams.settings import Settings
 from streams.topics import Catalog, Role
-from streams.writer import PartitionWriter
 
 Handler = Callable[[Task], Awaitable[Any]]
 
 #: Bytes kept free in a record for what surrounds a node's output (ids, times, the AI call's metadata).
 ENVELOPE_ROOM = 64 << 10
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a task record was read, and its bytes."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A record for an executor to send."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    partition: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,65 +63,35 @@ log = logging.getLogger("awe.executor")
 
 
 class Executor:
-    """Runs the tasks of one node kind with ``handler``, at most ``concurrency`` at a time per worker."""
+    """Turns one task record of a node kind into the record to send: its result, or a dead letter."""
 
-    def __init__(self, app: faust.App, settings: Settings, kind: str, handler: Handler, concurrency: int) -> None:
+    def __init__(self, settings: Settings, kind: str, handler: Handler, concurrency: int) -> None:
         catalog = Catalog(settings)
         self.kind = kind
         self.handler = handler
-        self.tasks = raw_topic(app, catalog.tasks(kind))
+        self.concurrency = concurrency
+        self.topic = catalog.tasks(kind)
         self.results = catalog.name(Role.RESULTS)
         self.dlq = catalog.name(Role.DLQ)
-        # A result joins the transaction that commits its task's offset.
-        self.writer = PartitionWriter(app, catalog.tasks(kind))
-        self._slots = asyncio.Semaphore(concurrency)
         # Room for the envelope around the output in the NodeSucceeded event that repeats it.
         self.result_max_bytes = settings.record_max_bytes - ENVELOPE_ROOM
-        self._running: set[asyncio.Task[None]] = set()
-        app.agent(self.tasks, name=f"awe.executor.{kind}")(self._process)
 
-    async def _process(self, stream: StreamT[bytes]) -> None:
-        manual: StreamT[bytes] = stream.noack()  # type: ignore[attr-defined]
-        async for event in manual.events():
-            await self._slots.acquire()
-            job = asyncio.ensure_future(self._run(event))
-            self._running.add(job)
-            job.add_done_callback(self._running.discard)
-
-    async def _run(self, event: EventT[bytes]) -> None:
-        message = event.message
+    async def execute(self, source: Source) -> Record:
+        """Run the task; return its result, or a dead letter for a record that is not a task."""
         try:
-            topic, key, value, partition = await self._execute(event)
-        except BaseException:
-            async with self.writer.step():
-                event.ack()
-            raise
-        finally:
-            self._slots.release()
-        # The result and the task's ack go into one transaction (exactly-once).
-        async with self.writer.step():
-            try:
-                await self.writer.send(topic, key, value, partition=partition, source_partition=message.partition)
-            finally:
-                event.ack()
-
-    async def _execute(self, event: EventT[bytes]) -> tuple[str, bytes | None, bytes, int]:
-        """Run the task; return the record to send: its result, or a dead letter for an unreadable task."""
-        message = event.message
-        try:
-            task = decode(message.value or b"", Task)
+            task = decode(source.value, Task)
         except ValidationError as err:
             letter = DeadLetter.of(
                 code="schema_mismatch",
                 reason=f"not a valid task: {describe_validation_error(err.errors())}",
-                topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
-                value=message.value,
+                topic=source.topic,
+                partition=source.partition,
+                offset=source.offset,
+                value=source.value,
             )
             if metrics.ENABLED:
                 DLQ_RECORDS.labels(f"executor.{self.kind}", "schema_mismatch").inc()
-            return self.dlq, message.key, encode(letter), 0
+            return Record(self.dlq, source.key, encode(letter), 0)
         started = time.perf_counter()
         try:
             output = await self.handler(task)
@@ -133,7 +117,8 @@ class Executor:
             result, record = self._too_large(task, started, len(record))
         if metrics.ENABLED:
             NODE_DURATION.labels(self.kind, "ok" if result.ok else "error").observe(result.duration_ms / 1000)
-        return self.results, task.run_id.encode(), record, message.partition
+        # A run's results go to the partition of its tasks, which is the partition of its commands.
+        return Record(self.results, task.run_id.encode(), record, source.partition)
 
     def _too_large(self, task: Task, started: float, size: int) -> tuple[TaskResult, bytes]:
         # Sent as it is, the record would be refused by the producer or the broker, and the task redelivered

@@ -24,8 +24,12 @@ from tests.harness import REPO, Engine, unique_settings, wait_until
 
 @pytest.fixture(scope="module")
 def wasm_engine(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    """Unique topics and one worker with a compile cache of its own (so its log shows every compilation)."""
-    settings = unique_settings(kafka_bootstrap)
+    """Unique topics and one worker with a compile cache of its own (so its log shows every compilation).
+
+    Its fuel budget is far above the default: a fast machine burns the default's 10^9 instructions in less
+    than the 1 s deadline the deadline case sets, and the case then ends by fuel instead.
+    """
+    settings = unique_settings(kafka_bootstrap, wasm_fuel=100_000_000_000)
     ensure_topics(settings)
     cache = tmp_path_factory.mktemp("wasm-cache")
     eng = Engine(settings, tmp_path_factory.mktemp("wasm-workers"), env={"AWE_WASM_CACHE_DIR": str(cache)})
