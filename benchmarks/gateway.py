@@ -2,6 +2,8 @@
 
 (a) Start-run requests/s through ``POST /v1/runs`` beside a bare Starlette JSON endpoint, both under uvicorn
     in processes of their own, loaded by the same client in the same run (target: at least 50% of bare).
+    The client is wrk (one thread) when it is installed: the Python client (httpx) tops out at a few hundred
+    requests/s here, below the bare app, so its ratio says more about the client than about the gateway.
 (b) N concurrent WebSocket subscribers on one gateway process, the load from a separate process, each
     subscribed to one of R live runs, with E events/s in total: gateway RSS and event-to-client latency
     p50/p99 (targets: 10,000 held, RSS at most 1 GiB, p99 at most 200 ms); then the largest broadcast rate
@@ -23,7 +25,9 @@ import base64
 import gc
 import json
 import os
+import re
 import resource
+import shutil
 import socket
 import struct
 import subprocess
@@ -101,8 +105,33 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-async def load(url: str, body: bytes, seconds: float, concurrency: int) -> float:
-    """Closed-loop POSTs for ``seconds``; requests/s answered 202."""
+WRK_POST = """wrk.method = "POST"
+wrk.headers["content-type"] = "application/json"
+wrk.body = [==[{body}]==]
+"""
+
+
+def load(url: str, body: bytes, seconds: float, concurrency: int, work_dir: Path) -> tuple[float, str]:
+    """Closed-loop POSTs for ``seconds``; requests/s answered 2xx, and the client that sent them."""
+    if shutil.which("wrk") is None:
+        return asyncio.run(httpx_load(url, body, seconds, concurrency)), "httpx (install wrk: httpx is the limit)"
+    script = work_dir / "post.lua"
+    script.write_text(WRK_POST.format(body=body.decode()))
+    done = subprocess.run(
+        ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds:.0f}s", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    sent = re.search(r"(\d+) requests in ([\d.]+)(m?s)", done)
+    assert sent is not None, done
+    failed = re.search(r"Non-2xx or 3xx responses: (\d+)", done)
+    elapsed = float(sent.group(2)) / (1000 if sent.group(3) == "ms" else 1)
+    return (int(sent.group(1)) - (int(failed.group(1)) if failed else 0)) / elapsed, "wrk, one thread"
+
+
+async def httpx_load(url: str, body: bytes, seconds: float, concurrency: int) -> float:
+    """Closed-loop POSTs for ``seconds`` from this process; requests/s answered 202."""
     done = 0
     deadline = time.monotonic() + seconds
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -408,8 +437,9 @@ def main() -> None:
         if "a" in args.parts:
             body = orjson.dumps({"workflow": "bench", "inputs": {"n": 2}})
             secs = min(args.seconds, 10.0)
-            bare_rate = asyncio.run(load(f"http://127.0.0.1:{bare_port}/v1/runs", body, secs, args.concurrency))
-            start_rate = asyncio.run(load(f"{gw}/v1/runs", body, secs, args.concurrency))
+            bare_rate, client = load(f"http://127.0.0.1:{bare_port}/v1/runs", body, secs, args.concurrency, logs)
+            start_rate, _ = load(f"{gw}/v1/runs", body, secs, args.concurrency, logs)
+            print(f"(a) load from {client}, {args.concurrency} connections")
             print(f"(a) bare Starlette JSON endpoint: {bare_rate:,.0f} req/s")
             print(
                 f"(a) POST /v1/runs (inputs checked, StartRun stored, acks=all): {start_rate:,.0f} req/s "
