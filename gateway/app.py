@@ -87,17 +87,18 @@ def create_app(settings: Settings, *, require_auth: bool = False, replayer: Repl
             for connection in list(hub.connections):
                 connection.close(CLOSE_GOING_AWAY, "shutting_down")
             gateway.fanout.stop()
-            await loop.run_in_executor(None, gateway.producer.close)
+            await gateway.producer.close()
             registry.close()
             gateway.pool.shutdown(wait=True, cancel_futures=True)
 
+    # The router tries routes in order, and ``POST /v1/runs`` (the first of RUNS) is the busiest path.
     routes: list[BaseRoute] = [
+        *RUNS,
+        *WORKFLOWS,
+        WebSocketRoute("/v1/stream", stream),
         *HEALTH,
         *METRICS,
         *OPENAPI,
-        *WORKFLOWS,
-        *RUNS,
-        WebSocketRoute("/v1/stream", stream),
     ]
     return Starlette(
         routes=routes,

@@ -49,6 +49,10 @@ class Principal:
             raise ForbiddenError(f"role {self.role.value} may not do this; {role.value} or above is needed")
 
 
+#: Every caller of a gateway configured without credentials.
+OPEN_PRINCIPAL = Principal(OPEN_TENANT, Role.ADMIN, "anonymous")
+
+
 class _KeyEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -180,7 +184,7 @@ class Authenticator:
     def authenticate(self, header: str | None, token: str | None = None) -> Principal:
         """The caller named by ``Authorization: Bearer <key or JWT>`` (or a bare ``token``)."""
         if self.open:
-            return Principal(OPEN_TENANT, Role.ADMIN, "anonymous")
+            return OPEN_PRINCIPAL
         credential = token
         if header is not None:
             scheme, _, value = header.partition(" ")

@@ -9,9 +9,10 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from gateway.exceptions import GatewayError, RateLimitedError
+from gateway.responses import JSONResponse
 
 log = logging.getLogger("awe.gateway")
 

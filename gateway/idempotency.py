@@ -32,7 +32,8 @@ class Start:
     tenant: str
     workflow: str
     version: int
-    inputs_digest: str
+    #: None for a start without an Idempotency-Key: its run id is fresh, so nothing can retry it.
+    inputs_digest: str | None
 
 
 class RecentStarts:

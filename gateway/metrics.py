@@ -53,6 +53,9 @@ class RequestMetrics:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # ``labels()`` validates and locks on every call; the set of route templates, methods and statuses
+        # is small and fixed, so each series is looked up once.
+        self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -71,8 +74,15 @@ class RequestMetrics:
             await self.app(scope, receive, observed)
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            REQUESTS.labels(route, scope["method"], str(status)).inc()
-            REQUEST_DURATION.labels(route).observe(time.perf_counter() - started)
+            key = (route, scope["method"], status)
+            series = self._series.get(key)
+            if series is None:
+                series = self._series[key] = (
+                    REQUESTS.labels(route, key[1], str(status)),
+                    REQUEST_DURATION.labels(route),
+                )
+            series[0].inc()
+            series[1].observe(time.perf_counter() - started)
 
 
 async def metrics(request: Request) -> Response:

@@ -4,6 +4,7 @@ and the check every handler starts with: who is calling, within their tenant's r
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -56,7 +57,7 @@ class Gateway:
         default_factory=lambda: dict.fromkeys(("slow_consumer", "heartbeat_timeout", "shutting_down"), 0)
     )
 
-    @property
+    @functools.cached_property
     def commands_topic(self) -> str:
         """Where commands go."""
         return Catalog(self.settings).name(TopicRole.COMMANDS)
@@ -77,8 +78,8 @@ class Gateway:
 
 
 def gateway_of(conn: HTTPConnection) -> Gateway:
-    """The app's Gateway (set by the lifespan)."""
-    return cast(Gateway, conn.state.gateway)
+    """The app's Gateway (set by the lifespan; read from the scope, not through a ``State`` made per request)."""
+    return cast(Gateway, conn.scope["state"]["gateway"])
 
 
 def authorize(conn: HTTPConnection, role: Role = Role.VIEWER) -> tuple[Gateway, Principal]:

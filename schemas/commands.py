@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
+import secrets
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -11,8 +11,9 @@ from schemas.definition import WorkflowDefinition
 
 
 def new_id() -> str:
-    """A fresh random id for runs and commands (only ever drawn at the edges, never in ``decide``)."""
-    return uuid.uuid4().hex
+    """A fresh random id for runs and commands (only ever drawn at the edges, never in ``decide``): 32 hex
+    digits of the OS's randomness, as a UUID4's hex without the cost of building a UUID (a quarter of it)."""
+    return secrets.token_hex(16)
 
 
 class _Command(BaseModel):

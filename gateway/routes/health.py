@@ -4,9 +4,9 @@ assigned and caught up): neither needs credentials."""
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from gateway.responses import JSONResponse
 from gateway.state import gateway_of
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.auth import Principal, Role
@@ -16,6 +16,7 @@ from gateway.directory import inputs_digest
 from gateway.exceptions import InvalidRequestError, NotAvailableError, NotFoundError
 from gateway.history import RawEvent, read_run
 from gateway.idempotency import Start, is_retry, run_id_for
+from gateway.responses import JSONResponse
 from gateway.state import Gateway, authorize
 from schemas.commands import CancelRun, SignalRun, StartRun, new_id
 from schemas.envelope import Envelope
@@ -66,7 +67,7 @@ async def start_run(request: Request) -> Response:
     version = body.version if body.version is not None or recorded is None else recorded.version
     record = await _definition(gateway, tenant, body.workflow, version)
     inputs = _checked_inputs(record, body.inputs)
-    asked = Start(tenant, record.name, record.version, inputs_digest(inputs))
+    asked = Start(tenant, record.name, record.version, inputs_digest(inputs) if key is not None else None)
     if key is not None and is_retry(asked, recorded, gateway.recent.get(run_id, tenant)):
         return JSONResponse({"run_id": run_id}, status_code=202, headers={"Idempotent-Replayed": "true"})
     command = StartRun(

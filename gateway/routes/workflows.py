@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from gateway.auth import Role
 from gateway.bodies import read_body
 from gateway.exceptions import InvalidRequestError, NotFoundError, UnsupportedMediaTypeError
+from gateway.responses import JSONResponse
 from gateway.state import authorize
 from schemas.exceptions import DefinitionError
 from schemas.validation import load_definition_text, validate_definition
