@@ -394,7 +394,8 @@ def main() -> None:
         tag = uuid.uuid4().hex[:6]
         settings = Settings(kafka_bootstrap=bootstrap, topic_prefix=f"bench{tag}.", partitions=6)
         ensure_topics(settings)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWE_")}
+        # The gateway's own settings pass through (AWE_GATEWAY_LINGER_MS, say); the rest are set here.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWE_") or k.startswith("AWE_GATEWAY_")}
         env.update(
             AWE_KAFKA_BOOTSTRAP=bootstrap,
             AWE_TOPIC_PREFIX=settings.topic_prefix,

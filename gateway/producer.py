@@ -31,7 +31,7 @@ class AsyncProducer:
 
     def __init__(self, settings: Settings) -> None:
         # A short linger batches the records of concurrent requests into one produce request.
-        self._producer = Producer(producer_config(settings, **{"linger.ms": 5}))
+        self._producer = Producer(producer_config(settings, **{"linger.ms": settings.gateway_linger_ms}))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         # Filled by the delivery callbacks, which run inside ``poll`` or ``flush``.
