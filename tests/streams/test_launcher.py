@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, ConfigEntry, ConfigResource, NewTopic  # type: ignore[attr-defined]
 from typer.testing import CliRunner
 
 from awe.cli_kafka import app
@@ -259,6 +259,23 @@ def test_start_timeout_points_at_the_log_and_cleans_up() -> None:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
+def _describe_topic_configs(admin: AdminClient, topic: str, deadline: float) -> dict[str, ConfigEntry]:
+    """Describe a new topic's configs, retrying while the answering broker does not know it yet.
+
+    Every broker learns of a new topic from the controller on its own schedule, so the broker
+    that answers may lag the one whose metadata showed full ISRs.
+    """
+    resource = ConfigResource("topic", topic)
+    while True:
+        try:
+            configs: dict[str, ConfigEntry] = admin.describe_configs([resource])[resource].result(timeout=10)
+            return configs
+        except KafkaException as error:
+            if error.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART or time.monotonic() > deadline:
+                raise
+        time.sleep(0.5)
+
+
 def test_three_node_cluster(started: list[int]) -> None:
     started.append(THREE_NODE_PORT)
     cluster = launcher.up(THREE_NODE_PORT, ephemeral=True, brokers=3)
@@ -284,8 +301,7 @@ def test_three_node_cluster(started: list[int]) -> None:
         time.sleep(0.5)
     assert [sorted(p.replicas) for p in partitions] == [[1, 2, 3]] * 3
     assert [sorted(p.isrs) for p in partitions] == [[1, 2, 3]] * 3
-    resource = ConfigResource("topic", "replicated")
-    configs = admin.describe_configs([resource])[resource].result(timeout=10)
+    configs = _describe_topic_configs(admin, "replicated", deadline=time.monotonic() + 30)
     assert configs["min.insync.replicas"].value == "2"
     # Dropped before the cluster goes, so librdkafka does not log the brokers leaving.
     del admin
