@@ -6,7 +6,8 @@ from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
+from starlette.types import Receive
 
 from gateway.exceptions import InvalidRequestError, PayloadTooLargeError
 
@@ -44,17 +45,27 @@ class CancelBody(BaseModel):
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The whole body, or PayloadTooLargeError as soon as it passes ``limit`` bytes (never buffered beyond it)."""
-    declared = request.headers.get("content-length")
+    return await receive_body(request.receive, request.headers.get("content-length"), limit)
+
+
+async def receive_body(receive: Receive, declared: str | None, limit: int) -> bytes:
+    """The whole body from the ASGI ``receive``, given its declared ``Content-Length``: PayloadTooLargeError
+    as soon as it passes ``limit`` bytes, ClientDisconnect when the client leaves before the end."""
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLargeError(f"body of {declared} bytes is over the limit of {limit}", detail={"limit": limit})
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise PayloadTooLargeError(f"body is over the limit of {limit} bytes", detail={"limit": limit})
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 def parse_json(raw: bytes) -> Any:

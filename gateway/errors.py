@@ -24,13 +24,18 @@ def error_response(status: int, code: str, message: str, detail: Any = None) -> 
     return JSONResponse({"error": {"code": code, "message": message, "detail": detail}}, status_code=status)
 
 
-async def on_gateway_error(_request: Request, exc: Exception) -> Response:
+def gateway_error_response(exc: GatewayError) -> JSONResponse:
     """A :class:`GatewayError` as its status and code (429s also say ``Retry-After``)."""
-    assert isinstance(exc, GatewayError)
     response = error_response(exc.status, exc.code, exc.message, exc.detail)
     if isinstance(exc, RateLimitedError):
         response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
     return response
+
+
+async def on_gateway_error(_request: Request, exc: Exception) -> Response:
+    """Starlette's handler for :class:`GatewayError`: :func:`gateway_error_response`."""
+    assert isinstance(exc, GatewayError)
+    return gateway_error_response(exc)
 
 
 async def on_http_error(_request: Request, exc: Exception) -> Response:

@@ -27,6 +27,11 @@ class InvalidRequestError(GatewayError):
     code = "invalid_request"
     status = 422
 
+    @classmethod
+    def at(cls, path: str, message: str, code: str = "invalid_request") -> InvalidRequestError:
+        """The error of one problem at a field path (``workflow``, ``query:limit``, ``header:Idempotency-Key``)."""
+        return cls(message, code=code, detail={"problems": [{"path": path, "message": message}]})
+
 
 class UnauthorizedError(GatewayError):
     """Missing, unknown, expired or badly signed credentials."""

@@ -47,15 +47,27 @@ REQUEST_DURATION = Histogram(
 )
 
 
+# ``labels()`` validates and locks on every call; the set of route templates, methods and statuses is small
+# and fixed, so each series is looked up once.
+_SERIES: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+
+def observe_request(route: str, method: str, status: int, seconds: float) -> None:
+    """Count one HTTP request of a route *template* and record its latency."""
+    key = (route, method, status)
+    series = _SERIES.get(key)
+    if series is None:
+        series = _SERIES[key] = (REQUESTS.labels(route, method, str(status)), REQUEST_DURATION.labels(route))
+    series[0].inc()
+    series[1].observe(seconds)
+
+
 class RequestMetrics:
     """ASGI middleware counting every HTTP request by its route *template* (``/v1/runs/{run_id}``), never by
     the path itself, so a run id never becomes a label."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        # ``labels()`` validates and locks on every call; the set of route templates, methods and statuses
-        # is small and fixed, so each series is looked up once.
-        self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -74,15 +86,7 @@ class RequestMetrics:
             await self.app(scope, receive, observed)
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            key = (route, scope["method"], status)
-            series = self._series.get(key)
-            if series is None:
-                series = self._series[key] = (
-                    REQUESTS.labels(route, key[1], str(status)),
-                    REQUEST_DURATION.labels(route),
-                )
-            series[0].inc()
-            series[1].observe(time.perf_counter() - started)
+            observe_request(route, scope["method"], status, time.perf_counter() - started)
 
 
 async def metrics(request: Request) -> Response:

@@ -85,9 +85,14 @@ def gateway_of(conn: HTTPConnection) -> Gateway:
 def authorize(conn: HTTPConnection, role: Role = Role.VIEWER) -> tuple[Gateway, Principal]:
     """Authenticate the caller, charge their tenant's rate limit and check their role."""
     gateway = gateway_of(conn)
-    principal = gateway.auth.authenticate(conn.headers.get("authorization"))
+    return gateway, admit(gateway, conn.headers.get("authorization"), role)
+
+
+def admit(gateway: Gateway, authorization: str | None, role: Role) -> Principal:
+    """The caller of an ``Authorization`` header, charged to their tenant's rate limit, in a role that may."""
+    principal = gateway.auth.authenticate(authorization)
     wait = gateway.limiter.take(principal.tenant)
     if wait > 0:
         raise RateLimitedError(wait)
     principal.require(role)
-    return gateway, principal
+    return principal

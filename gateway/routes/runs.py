@@ -1,5 +1,6 @@
-"""``/v1/runs``: start (202, idempotent), list with filters, get, events after a seq, state at a seq,
-offset or time, signals, cancel, fork and replay. Every read is of the caller's tenant; another's run is not found."""
+"""``/v1/runs``: list with filters, get, events after a seq, state at a seq, offset or time, signals, cancel,
+fork and replay (``POST /v1/runs``, the start, is ``gateway/routes/start.py``). Every read is of the caller's
+tenant; another's run is not found."""
 
 from __future__ import annotations
 
@@ -11,76 +12,20 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.auth import Principal, Role
-from gateway.bodies import CancelBody, ForkBody, StartRunBody, parse_json, parse_model, read_body
-from gateway.directory import inputs_digest
+from gateway.bodies import CancelBody, ForkBody, parse_json, parse_model, read_body
 from gateway.exceptions import InvalidRequestError, NotAvailableError, NotFoundError
 from gateway.history import RawEvent, read_run
-from gateway.idempotency import Start, is_retry, run_id_for
 from gateway.responses import JSONResponse
 from gateway.state import Gateway, authorize
-from schemas.commands import CancelRun, SignalRun, StartRun, new_id
+from schemas.commands import CancelRun, SignalRun
 from schemas.envelope import Envelope
-from schemas.exceptions import ForkError, InputError
+from schemas.exceptions import ForkError
 from schemas.fork import plan_fork
 from schemas.state import RunState, evolve, run_view
-from schemas.validation import validate_inputs
 from streams.client import CommandClient
 from streams.codec import encode
-from streams.registry import RegisteredDefinition
 
-MAX_KEY = 200
 _STATUSES = {"running", "waiting", "succeeded", "failed", "cancelled", "rejected"}
-
-
-def _problem(path: str, message: str, code: str = "invalid_request") -> InvalidRequestError:
-    return InvalidRequestError(message, code=code, detail={"problems": [{"path": path, "message": message}]})
-
-
-async def _definition(gateway: Gateway, tenant: str, workflow: str, version: int | None) -> RegisteredDefinition:
-    found = gateway.registry.get(tenant, workflow, version)
-    if found is None:
-        found = await gateway.blocking(gateway.registry.resolve, tenant, workflow, version)
-    if found is None:
-        shown = workflow + (f" version {version}" if version is not None else "")
-        raise _problem("workflow", f"no workflow named {shown}", "unknown_workflow")
-    return found
-
-
-def _checked_inputs(record: RegisteredDefinition, inputs: dict[str, Any]) -> dict[str, Any]:
-    try:
-        return validate_inputs(record.definition, inputs)
-    except InputError as e:
-        raise InvalidRequestError(e.message, code=e.code, detail=e.detail) from e
-
-
-async def start_run(request: Request) -> Response:
-    """Validate the inputs against the definition, produce StartRun, answer 202 ``{"run_id"}``."""
-    gateway, principal = authorize(request, Role.OPERATOR)
-    body = parse_model(await read_body(request, gateway.settings.gateway_max_body_bytes), StartRunBody)
-    tenant = principal.tenant
-    key = request.headers.get("idempotency-key")
-    if key is not None and not 0 < len(key) <= MAX_KEY:
-        raise _problem("header:Idempotency-Key", f"must be 1 to {MAX_KEY} characters")
-    run_id = run_id_for(tenant, key) if key is not None else new_id()
-    recorded = gateway.directory.recorded_start(run_id) if key is not None else None
-    # A retry without a version asks for whatever version the first request resolved to.
-    version = body.version if body.version is not None or recorded is None else recorded.version
-    record = await _definition(gateway, tenant, body.workflow, version)
-    inputs = _checked_inputs(record, body.inputs)
-    asked = Start(tenant, record.name, record.version, inputs_digest(inputs) if key is not None else None)
-    if key is not None and is_retry(asked, recorded, gateway.recent.get(run_id, tenant)):
-        return JSONResponse({"run_id": run_id}, status_code=202, headers={"Idempotent-Replayed": "true"})
-    command = StartRun(
-        run_id=run_id,
-        tenant_id=tenant,
-        workflow=record.name,
-        version=record.version,
-        inputs=body.inputs,
-        principal=principal.name,
-    )
-    await gateway.producer.produce(gateway.commands_topic, run_id, encode(command))
-    gateway.recent.remember(run_id, asked)
-    return JSONResponse({"run_id": run_id}, status_code=202, headers={"Location": f"/v1/runs/{run_id}"})
 
 
 def _int_param(
@@ -92,9 +37,10 @@ def _int_param(
     try:
         value = int(raw)
     except ValueError:
-        raise _problem(f"query:{name}", f"must be an integer, got {raw!r}") from None
+        raise InvalidRequestError.at(f"query:{name}", f"must be an integer, got {raw!r}") from None
     if value < low or (high is not None and value > high):
-        raise _problem(f"query:{name}", f"must be between {low} and {high if high is not None else 'any'}")
+        top = high if high is not None else "any"
+        raise InvalidRequestError.at(f"query:{name}", f"must be between {low} and {top}")
     return value
 
 
@@ -104,7 +50,7 @@ async def list_runs(request: Request) -> JSONResponse:
     gateway.require_ready()
     status = request.query_params.get("status")
     if status is not None and status not in _STATUSES:
-        raise _problem("query:status", f"must be one of {', '.join(sorted(_STATUSES))}")
+        raise InvalidRequestError.at("query:status", f"must be one of {', '.join(sorted(_STATUSES))}")
     runs = gateway.directory.list(
         principal.tenant,
         status=status,
@@ -179,7 +125,7 @@ def _time_param(raw: str) -> datetime:
     try:
         moment = datetime.fromisoformat(raw)
     except ValueError:
-        raise _problem("query:at_time", "must be ISO 8601 or epoch seconds") from None
+        raise InvalidRequestError.at("query:at_time", "must be ISO 8601 or epoch seconds") from None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
@@ -191,7 +137,7 @@ async def run_state(request: Request) -> JSONResponse:
     at_offset = _int_param(request, "at_offset", None)
     raw_time = request.query_params.get("at_time")
     if sum(x is not None for x in (at_seq, at_offset, raw_time)) > 1:
-        raise _problem("query", "give at most one of at_seq, at_offset and at_time")
+        raise InvalidRequestError.at("query", "give at most one of at_seq, at_offset and at_time")
     at_time = _time_param(raw_time) if raw_time is not None else None
     events = await _history(gateway, principal, run_id)
     if events is None:
@@ -282,7 +228,6 @@ async def replay_run(request: Request) -> JSONResponse:
 
 
 ROUTES = [
-    Route("/v1/runs", start_run, methods=["POST"]),
     Route("/v1/runs", list_runs, methods=["GET"]),
     Route("/v1/runs/{run_id}", get_run, methods=["GET"]),
     Route("/v1/runs/{run_id}/events", run_events, methods=["GET"]),

@@ -190,6 +190,37 @@ def test_bad_input_is_a_clear_4xx_with_a_stable_code(gateway: GatewayServer, nam
         assert acme.get("/v1/nowhere").json()["error"]["code"] == "not_found"
 
 
+def _requests_counted(server: GatewayServer, route: str, method: str, status: int) -> float:
+    wanted = f'awe_gateway_requests_total{{method="{method}",route="{route}",status="{status}"}}'
+    for line in httpx.get(f"{server.url}/metrics").text.splitlines():
+        if line.startswith(wanted):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_a_start_answers_and_is_counted_as_every_route(gateway: GatewayServer, names: dict[str, str]) -> None:
+    before = {s: _requests_counted(gateway, "/v1/runs", "POST", s) for s in (202, 401, 413, 422)}
+    with gateway.client("acme-op") as acme:
+        started = acme.post("/v1/runs", json={"workflow": names["acme"], "inputs": {"who": "Di"}})
+        assert started.status_code == 202 and started.headers["content-type"] == "application/json"
+        assert started.headers["location"] == f"/v1/runs/{started.json()['run_id']}"
+        assert acme.get(started.headers["location"]).status_code == 200
+
+        # A chunked body declares no length: the limit is enforced while it streams in.
+        def chunks() -> Iterator[bytes]:
+            for _ in range(gateway.settings.gateway_max_body_bytes // 1024 + 2):
+                yield b" " * 1024
+
+        streamed = acme.post("/v1/runs", content=chunks(), headers={"content-type": "application/json"})
+        assert streamed.status_code == 413 and streamed.json()["error"]["code"] == "payload_too_large"
+        assert acme.post("/v1/runs", json={"workflow": names["acme"], "inputs": {}}).status_code == 422
+    with httpx.Client(base_url=gateway.url) as anonymous:
+        refused = anonymous.post("/v1/runs", json={"workflow": names["acme"], "inputs": {"who": "x"}})
+        assert refused.status_code == 401 and refused.json()["error"]["code"] == "unauthorized"
+    after = {s: _requests_counted(gateway, "/v1/runs", "POST", s) for s in before}
+    assert {s: after[s] - before[s] for s in before} == {202: 1, 401: 1, 413: 1, 422: 1}
+
+
 def test_credentials_and_roles(gateway: GatewayServer, names: dict[str, str]) -> None:
     with httpx.Client(base_url=gateway.url) as anonymous:
         assert anonymous.get("/v1/runs").status_code == 401
