@@ -1,9 +1,15 @@
 """The gateway's view of every run: the projections fold (``schemas.projections``) of ``awe.events``, fed
 by the shared consumer, behind a lock. It answers which tenant owns a run, where its events start, and the
-run list with filters, without a read from Kafka."""
+run list with filters, without a read from Kafka.
+
+The run list keeps each tenant's runs ordered by ``(started_at, run_id)`` as they are folded, so a page
+walks back from the newest (or from its cursor) and stops at ``limit`` matches: a list used to filter and
+sort every run of every tenant, under the lock the consumer thread folds under, on the event loop.
+"""
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import threading
 from dataclasses import dataclass
@@ -38,14 +44,20 @@ class RunDirectory:
     def __init__(self) -> None:
         self._projections = Projections()
         self._starts: dict[str, RecordedStart] = {}
+        #: tenant -> its runs' ``(started_at, run_id)``, ascending
+        self._order: dict[str, list[tuple[str, str]]] = {}
         self._lock = threading.Lock()
 
     def apply(self, partition: int, offset: int, event: dict[str, Any]) -> str | None:
         """Fold one event; return the workflow of its run (for routing), when known."""
+        run_id = event["run_id"]
+        starts = event["type"] in ("RunStarted", "RunRejected")
         with self._lock:
+            before = self._projections.runs.get(run_id) if starts else None
             self._projections.apply(partition, offset, event)
-            run_id = event["run_id"]
-            if run_id.startswith(IDEMPOTENT_PREFIX) and event["type"] in ("RunStarted", "RunRejected"):
+            if starts:
+                self._reorder(before, self._projections.runs[run_id])
+            if run_id.startswith(IDEMPOTENT_PREFIX) and starts:
                 payload = event["payload"]
                 started = event["type"] == "RunStarted"
                 self._starts[run_id] = RecordedStart(
@@ -56,6 +68,14 @@ class RunDirectory:
                 )
             run = self._projections.runs.get(run_id)
             return None if run is None else run["workflow"]
+
+    def _reorder(self, before: dict[str, Any] | None, run: dict[str, Any]) -> None:
+        """Place a (re)started run in its tenant's order; a repeated start moves it rather than adding it."""
+        if before is not None:
+            order = self._order[before["tenant_id"]]
+            del order[bisect.bisect_left(order, (before["started_at"], before["run_id"]))]
+        # Starts arrive nearly in time order, so the insertion point is almost always at the end.
+        bisect.insort(self._order.setdefault(run["tenant_id"], []), (run["started_at"], run["run_id"]))
 
     def forget_changes(self) -> None:
         """Drop the fold's record of changed keys (kept for publishing; the gateway never publishes)."""
@@ -99,17 +119,21 @@ class RunDirectory:
     ) -> list[dict[str, Any]]:
         """The tenant's runs, newest first, filtered; ``before`` pages on (started_at, run_id)."""
         with self._lock:
-            chosen = [
-                run
-                for run in self._projections.runs.values()
-                if run["tenant_id"] == tenant
-                and (status is None or run["status"] == status)
-                and (workflow is None or run["workflow"] == workflow)
-                and (parent is None or run["parent_run_id"] == parent)
-            ]
+            order = self._order.get(tenant, [])
+            end = len(order)
             cursor = self._projections.runs.get(before) if before is not None else None
-            chosen.sort(key=lambda r: (r["started_at"], r["run_id"]), reverse=True)
             if cursor is not None:
-                mark = (cursor["started_at"], cursor["run_id"])
-                chosen = [r for r in chosen if (r["started_at"], r["run_id"]) < mark]
-            return [published(r) for r in chosen[:limit]]
+                end = bisect.bisect_left(order, (cursor["started_at"], cursor["run_id"]))
+            runs = self._projections.runs
+            chosen: list[dict[str, Any]] = []
+            for at in range(end - 1, -1, -1):
+                if len(chosen) == limit:
+                    break
+                run = runs[order[at][1]]
+                if (
+                    (status is None or run["status"] == status)
+                    and (workflow is None or run["workflow"] == workflow)
+                    and (parent is None or run["parent_run_id"] == parent)
+                ):
+                    chosen.append(published(run))
+            return chosen
