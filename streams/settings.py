@@ -88,7 +88,7 @@ class Settings(BaseSettings):
     gateway_rate_burst: int = Field(default=400, ge=1)
     gateway_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     gateway_linger_ms: float = Field(
-        default=5.0, ge=0, le=1000, description="how long the gateway's producer batches commands before sending"
+        default=1.0, ge=0, le=1000, description="how long the gateway's producer batches commands before sending"
     )
     ws_max_message_bytes: int = Field(default=64 * 1024, ge=256)
     ws_rate_limit: float = Field(default=20.0, gt=0, description="client messages/s per WebSocket connection")
