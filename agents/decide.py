@@ -106,6 +106,7 @@ class _Step:
 
     def emit(self, payload: Payload, causation: str | None = None) -> None:
         seq = self.state.seq + 1
+        dumped = payload.model_dump(mode="json")
         envelope = Envelope(
             event_id=event_id_for(self.state.run_id, seq),
             run_id=self.state.run_id,
@@ -117,11 +118,16 @@ class _Step:
             causation_id=causation or self.causation,
             correlation_id=self.state.correlation_id,
             principal=self.principal or self.state.principal,
-            payload=payload.model_dump(mode="json"),
+            payload=dumped,
         )
         # Fold the payload as it reads back from the log (tuples become lists, say), so that the state
-        # decided live and the state folded after a restart are the same.
-        payload = type(payload).model_validate(envelope.payload)
+        # decided live and the state folded after a restart are the same. A definition was itself read
+        # from JSON, so its round trip is the identity; keeping the object keeps what it has computed
+        # once (its topological order) for every run of it.
+        if isinstance(payload, RunStarted):
+            payload = RunStarted.model_validate({**dumped, "definition": payload.definition})
+        else:
+            payload = type(payload).model_validate(dumped)
         before = set(self.state.timers)
         self.state = apply(self.state, envelope, payload)
         self.events.append(envelope)

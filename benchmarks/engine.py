@@ -121,6 +121,31 @@ class Tally:
     run_latencies: list[float] = field(default_factory=list)
     step_latencies: list[float] = field(default_factory=list)
     rate: float = 0.0
+    machine_cpu_s: float = 0.0
+    worker_cpu_s: float = 0.0
+
+    def cpu_per_run_ms(self, seconds: float) -> str:
+        return f"{seconds / self.done * 1000:.2f}ms" if self.done else "n/a"
+
+
+CLOCK_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu_seconds() -> float:
+    """CPU seconds every process of the machine has used so far (all cores, idle and iowait left out)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / CLOCK_TICK
+
+
+def process_cpu_seconds(pids: list[int]) -> float:
+    """CPU seconds (user and system, all threads) the given processes have used so far."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / CLOCK_TICK
 
 
 class Waiter:
@@ -186,8 +211,15 @@ def step_latencies(events: list[Envelope]) -> list[float]:
 
 
 async def closed_loop(
-    settings: Settings, waiter: Waiter, producer: Producer, workflow: str, clients: int, seconds: float
+    settings: Settings,
+    waiter: Waiter,
+    producer: Producer,
+    workflow: str,
+    clients: int,
+    seconds: float,
+    worker_pids: list[int] | None = None,
 ) -> Tally:
+    """Runs ``clients`` closed-loop clients for ``seconds``; CPU is counted for the machine and the workers."""
     tally = Tally()
     topic = Catalog(settings).name(Role.COMMANDS)
     deadline = time.perf_counter() + seconds
@@ -217,7 +249,10 @@ async def closed_loop(
             await asyncio.sleep(0.002)
 
     started = time.perf_counter()
+    machine_before, workers_before = machine_cpu_seconds(), process_cpu_seconds(worker_pids or [])
     await asyncio.gather(pump(), *(client() for _ in range(clients)))
+    tally.machine_cpu_s = machine_cpu_seconds() - machine_before
+    tally.worker_cpu_s = process_cpu_seconds(worker_pids or []) - workers_before
     tally.run_latencies.sort()
     elapsed = time.perf_counter() - started
     tally.rate = tally.done / elapsed
@@ -231,18 +266,22 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-def start_worker(settings: Settings, log_dir: Path) -> subprocess.Popen[bytes]:
+def start_worker(settings: Settings, log_dir: Path, index: int = 0) -> subprocess.Popen[bytes]:
+    """One ``awe worker`` process with ``settings``; ``index`` keeps each worker's logs and local data apart."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWE_")}
     for name, value in settings.model_dump().items():
         if value is not None:
             env[f"AWE_{name.upper()}"] = str(value)
-    log = (log_dir / f"worker-{settings.processing_guarantee}.log").open("wb")
+    assert settings.data_dir is not None
+    env["AWE_DATA_DIR"] = str(settings.data_dir / str(index))
+    path = log_dir / f"worker-{settings.processing_guarantee}-{index}.log"
+    log = path.open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "awe", "worker", "--loglevel", "info"], env=env, stdout=log, stderr=log, cwd=REPO
     )
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
-        if b"Worker ready" in (log_dir / f"worker-{settings.processing_guarantee}.log").read_bytes():
+        if b"Worker ready" in path.read_bytes():
             return proc
         time.sleep(0.2)
     raise RuntimeError("worker did not become ready")
@@ -255,6 +294,7 @@ def main() -> None:
     parser.add_argument("--scenarios", nargs="+", default=["http_chain", "transform_chain", "fan_out_10"])
     parser.add_argument("--guarantees", nargs="+", default=["exactly_once", "at_least_once"])
     parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes sharing the partitions")
     parser.add_argument("--commit-interval", type=float, default=Settings().commit_interval_s, help="seconds")
     args = parser.parse_args()
 
@@ -274,7 +314,10 @@ def main() -> None:
         raw = raw_produce_rate(bootstrap)
         print(f"baseline: raw confluent-kafka produce {raw:,.0f} msg/s (200 B, acks=all, idempotent)")
         print(f"machine: {os.cpu_count()} cores; broker, worker and benchmark share them; worker logs in {log_dir}")
-        print(f"partitions: {args.partitions}; commit interval: {args.commit_interval * 1000:.0f} ms")
+        print(
+            f"partitions: {args.partitions}; commit interval: {args.commit_interval * 1000:.0f} ms; "
+            f"worker processes: {args.workers}"
+        )
         print()
         header = (
             f"{'guarantee':<14}{'scenario':<17}{'clients':>7}{'runs/s':>9}{'ratio':>9}"
@@ -299,16 +342,26 @@ def main() -> None:
             for wf in defs.values():
                 registry.register(settings.tenant, validate_definition(wf))
             registry.close()
-            worker = start_worker(settings, log_dir)
+            workers = [start_worker(settings, log_dir, i) for i in range(args.workers)]
             try:
                 producer = Producer(producer_config(settings, **{"linger.ms": 1}))
                 loop = asyncio.new_event_loop()
                 waiter = Waiter(settings, loop)
-                loop.run_until_complete(closed_loop(settings, waiter, producer, defs["transform_chain"]["name"], 4, 2))
+                # A few seconds per worker: each one joining the group moves partitions once more.
+                warm_up = closed_loop(settings, waiter, producer, defs["transform_chain"]["name"], 4, 2 * args.workers)
+                loop.run_until_complete(warm_up)
                 for scenario in args.scenarios:
                     for clients in args.clients:
                         t = loop.run_until_complete(
-                            closed_loop(settings, waiter, producer, defs[scenario]["name"], clients, args.seconds)
+                            closed_loop(
+                                settings,
+                                waiter,
+                                producer,
+                                defs[scenario]["name"],
+                                clients,
+                                args.seconds,
+                                [w.pid for w in workers],
+                            )
                         )
                         rate = t.rate
                         steps = t.step_latencies
@@ -317,19 +370,26 @@ def main() -> None:
                         print(
                             f"{guarantee:<14}{scenario:<17}{clients:>7}{rate:>9.1f}{rate / raw:>9.5f}"
                             f"{pct(t.run_latencies, 0.5) * 1000:>8.1f}ms{pct(t.run_latencies, 0.99) * 1000:>8.1f}ms"
-                            f"{step50}{step99}{t.failed:>8}",
+                            f"{step50}{step99}{t.failed:>8}"
+                            f"{t.cpu_per_run_ms(t.machine_cpu_s):>10}{t.cpu_per_run_ms(t.worker_cpu_s):>9}",
                             flush=True,
                         )
                 waiter.stop.set()
                 waiter.thread.join(5)
                 loop.close()
             finally:
-                worker.terminate()
-                worker.wait(30)
+                for worker in workers:
+                    worker.terminate()
+                for worker in workers:
+                    worker.wait(30)
         print()
         print("ratio = runs/s divided by the raw produce rate measured above, in this same run.")
         print("step = NodeScheduled to NodeSucceeded of an executor step (orchestrator clock); transform steps")
         print("are evaluated inside one decide() call and have no executor hop, so no step figure is shown.")
+        print(
+            f"cpu/run = CPU the whole machine used per completed run ({os.cpu_count()} cores: broker, workers, "
+            "clients, HTTP server); worker = the worker processes' share of it."
+        )
 
 
 if __name__ == "__main__":

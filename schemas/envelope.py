@@ -6,6 +6,7 @@ through ``decide`` reproduces byte-identical events.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 _EVENT_NAMESPACE = uuid.UUID("6b3f4c1e-2a8d-4f0e-9a51-7d2c9e0b4a11")
+_NAMESPACE_BYTES = _EVENT_NAMESPACE.bytes
 
 
 class Envelope(BaseModel):
@@ -35,8 +37,16 @@ class Envelope(BaseModel):
 
 
 def event_id_for(run_id: str, seq: int) -> str:
-    """The deterministic id of a run's event number ``seq``."""
-    return str(uuid.uuid5(_EVENT_NAMESPACE, f"{run_id}/{seq}"))
+    """The deterministic id of a run's event number ``seq``: ``uuid5(namespace, f"{run_id}/{seq}")``.
+
+    Spelled out rather than through ``uuid.uuid5``, whose UUID object costs three times the hash on the
+    orchestrator's hot path (eight ids per three-step run); a test holds the two equal.
+    """
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + f"{run_id}/{seq}".encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    x = digest.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 def timestamp(epoch_seconds: float) -> datetime:
