@@ -272,8 +272,7 @@ def start_worker(settings: Settings, log_dir: Path, index: int = 0) -> subproces
     for name, value in settings.model_dump().items():
         if value is not None:
             env[f"AWE_{name.upper()}"] = str(value)
-    assert settings.data_dir is not None
-    env["AWE_DATA_DIR"] = str(settings.data_dir / str(index))
+    env["AWE_DATA_DIR"] = str((settings.data_dir or log_dir / "data") / str(index))
     path = log_dir / f"worker-{settings.processing_guarantee}-{index}.log"
     log = path.open("wb")
     proc = subprocess.Popen(
