@@ -121,7 +121,7 @@ def test_two_workers_share_the_partitions(
             assert state.nodes["b"].output == 200
         for worker in engine.workers:
             worker.stop()
-            assert worker.proc.returncode == 0, "SIGTERM stops a worker cleanly"
+            assert worker.proc.returncode == 0, f"SIGTERM stops a worker cleanly; its log ends:\n{worker.tail(80)}"
     finally:
         engine.close()
 
