@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -35,3 +36,41 @@ def test_the_data_dir_defaults_to_the_awe_home(monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.setenv("AWE_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("AWE_DATA_DIR", raising=False)
     assert Settings(app_id="awe-y").worker_data_dir("awe-y") == tmp_path / "home" / "workers" / "awe-y"
+
+
+def _commits_after_each_record(tmp_path: Path, offsets: list[int]) -> list[int | None]:
+    """Read ``offsets`` of one partition as Faust's fetch loop does, acknowledge each one and take the offset
+    a commit would write right then."""
+    from faust.types import TP
+
+    async def main() -> list[int | None]:
+        app = create_app(Settings(kafka_bootstrap="127.0.0.1:1", data_dir=tmp_path))
+        consumer = app.consumer
+        tp = TP("t.results", 0)
+        committed: list[int | None] = []
+        read: int | None = None
+        for offset in offsets:
+            # What Consumer._drain_messages does before handing the record on.
+            if read is not None and offset - read > 1 and read:
+                await consumer._add_gap(tp, read + 1, offset)
+            read = offset
+            consumer._acked[tp].append(offset)
+            consumer._acked_index[tp].add(offset)
+            new = consumer._new_offset(tp)
+            committable = new if new is not None and consumer._should_commit(tp, new) else None
+            if committable is not None:
+                consumer._committed_offset[tp] = committable
+            committed.append(committable)
+        return committed
+
+    return asyncio.run(main())
+
+
+def test_a_record_after_a_transaction_marker_is_committed_by_the_first_commit(tmp_path: Path) -> None:
+    # One result per transaction: each record is followed by its commit marker.
+    assert _commits_after_each_record(tmp_path, [0, 2, 4, 6, 8, 10, 12]) == [1, 3, 5, 7, 9, 11, 13]
+
+
+def test_a_commit_steps_over_an_aborted_transaction(tmp_path: Path) -> None:
+    # 6 was aborted (read_committed never delivers it); 3, 5, 7 and 9 are transaction markers.
+    assert _commits_after_each_record(tmp_path, [2, 4, 8, 10]) == [3, 5, 9, 11]
