@@ -51,7 +51,7 @@ def _commits_after_each_record(tmp_path: Path, offsets: list[int]) -> list[int |
         read: int | None = None
         for offset in offsets:
             # What Consumer._drain_messages does before handing the record on.
-            if read is not None and offset - read > 1 and read:
+            if read and offset - read > 1:
                 await consumer._add_gap(tp, read + 1, offset)
             read = offset
             consumer._acked[tp].append(offset)
