@@ -11,7 +11,7 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Producer
 
 from streams.app import create_app
 from streams.settings import Settings
-from streams.tuning import FETCH_MAX_WAIT_MS, PREFETCH_BACKOFF_S
+from streams.tuning import FETCH_MAX_WAIT_MS, PREFETCH_BACKOFF_S, PRODUCER_RETRY_BACKOFF_MS
 
 
 def test_create_app_applies_the_fetch_fixes(tmp_path: Path) -> None:
@@ -24,6 +24,11 @@ def test_create_app_applies_the_fetch_fixes(tmp_path: Path) -> None:
 
     assert Consumer._commit_handler.fun.__name__ == "_commit_when_idle"
     assert Consumer.ack.__name__ == "_ack_and_wake_committer"
+
+
+def test_faust_producers_retry_a_busy_transaction_coordinator_soon(tmp_path: Path) -> None:
+    app = create_app(Settings(kafka_bootstrap="127.0.0.1:1", data_dir=tmp_path))
+    assert app.producer._settings_default()["retry_backoff_ms"] == PRODUCER_RETRY_BACKOFF_MS
 
 
 def test_the_table_data_lives_under_the_data_dir(tmp_path: Path) -> None:
