@@ -320,7 +320,7 @@ def main() -> None:
         print()
         header = (
             f"{'guarantee':<14}{'scenario':<17}{'clients':>7}{'runs/s':>9}{'ratio':>9}"
-            f"{'run p50':>10}{'run p99':>10}{'step p50':>10}{'step p99':>10}{'failed':>8}"
+            f"{'run p50':>10}{'run p99':>10}{'step p50':>10}{'step p99':>10}{'failed':>8}{'cpu/run':>10}{'worker':>9}"
         )
         print(header)
         for guarantee in args.guarantees:

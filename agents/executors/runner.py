@@ -40,9 +40,10 @@ log = logging.getLogger("awe.executor")
 BATCH = 256
 #: How long the idle consumer thread waits for a record before it checks whether to stop.
 POLL_S = 0.2
-#: The same while tasks are in flight. Only the consumer's own thread may call it (a call from another
-#: thread waits until no poll is running, which was never), so this bounds how late a finished task's
-#: offset is committed under at-least-once, and how late a paused consumer resumes.
+#: The same while tasks are in flight under at-least-once, and while paused. Only the consumer's own thread
+#: may commit (a call from another thread waits until no poll is running, which was never), so this bounds
+#: how late a finished task's offset is committed under at-least-once, and how late a paused consumer
+#: resumes. Under exactly-once the committer gathers this long after a transaction of several tasks.
 BUSY_POLL_S = 0.002
 
 
@@ -162,7 +163,8 @@ class TaskRunner:
             if self._backlogged != paused:
                 paused = self._backlogged
                 (self.consumer.pause if paused else self.consumer.resume)(self.consumer.assignment())
-            busy = self._outstanding_any() if self.txn is not None else self._commit_pending(asynchronous=True)
+            # Under exactly-once the committer has the finished tasks, so only a paused consumer polls briefly.
+            busy = paused if self.txn is not None else self._commit_pending(asynchronous=True)
             batch = next_batch(self.consumer, BATCH, BUSY_POLL_S if busy else POLL_S)
             # Read after the poll: it ran the rebalance callbacks that preceded these records.
             generation = self.acks.generation
@@ -243,10 +245,6 @@ class TaskRunner:
         except KafkaException as err:  # revoked meanwhile: the new owner runs those tasks again
             log.warning("executor %s could not commit %s: %s", self.executor.kind, offsets, err)
         return outstanding
-
-    def _outstanding_any(self) -> bool:
-        with self._pending_lock:
-            return self._outstanding > 0
 
     def _commit_loop(self) -> None:
         # Tasks finishing while a transaction commits go together in the next one (a group commit). A lone
