@@ -27,6 +27,7 @@ import uuid
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from agents.executors.base import Executor, Record, Source
+from agents.executors.committer import Committer
 from streams.acks import AckTracker, PartitionAcks
 from streams.consuming import next_batch
 from streams.delivery import DeliveryProducer
@@ -102,21 +103,19 @@ class TaskRunner:
         self._done: list[tuple[PartitionAcks, int, Record | None]] = []
         self._outstanding = 0
         self._pending_lock = threading.Lock()
-        # Exactly-once, consumer thread only: what a failed transaction held, tried again in the next.
+        # Exactly-once, under the commit lock: what a failed transaction held, tried again in the next.
         self._unsent: list[tuple[PartitionAcks, Record | None]] = []
         self._unsent_offsets: dict[tuple[str, int], tuple[PartitionAcks, int]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._consume, name=f"awe-tasks-{executor.kind}", daemon=True)
-        # Exactly-once: set when a task finishes; the committer thread and a revocation on the consumer
-        # thread take turns at the transaction under the lock.
-        self._finished_any = threading.Event()
-        self._closing = threading.Event()
+        # Exactly-once: the committer thread and a revocation on the consumer thread take turns at the
+        # transaction under the lock.
         self._commit_lock = threading.Lock()
         # Taken on the consumer thread at each assignment: called from the committer while the consumer
         # thread polled, ``consumer_group_metadata`` hung both (it keeps the GIL waiting on the poll).
         self._group_metadata: object | None = None
-        self._committer = threading.Thread(target=self._commit_loop, name=f"awe-txn-{executor.kind}", daemon=True)
+        self._committer = Committer(f"awe-txn-{executor.kind}", self._commit_done, gather_s=BUSY_POLL_S, idle_s=POLL_S)
 
     def start(self) -> None:
         """Join the group and start taking tasks; call on the event loop the handlers run on."""
@@ -141,9 +140,7 @@ class TaskRunner:
 
     def _close(self, grace: float) -> None:
         if self.txn is not None:
-            self._closing.set()
-            self._finished_any.set()
-            self._committer.join()
+            self._committer.close()
             self._commit_done()
             self.txn.close()
         else:
@@ -206,7 +203,7 @@ class TaskRunner:
         if self.txn is not None:
             with self._pending_lock:
                 self._done.append((acks, source.offset, record))
-            self._finished_any.set()
+            self._committer.wake()
             return
         assert self.results is not None
         self.results.send(
@@ -221,7 +218,7 @@ class TaskRunner:
         if self.txn is not None:  # nothing to write: the offset goes with the next transaction
             with self._pending_lock:
                 self._done.append((acks, offset, None))
-            self._finished_any.set()
+            self._committer.wake()
             return
         committable = self.acks.finish(acks, offset)
         with self._pending_lock:
@@ -245,18 +242,6 @@ class TaskRunner:
         except KafkaException as err:  # revoked meanwhile: the new owner runs those tasks again
             log.warning("executor %s could not commit %s: %s", self.executor.kind, offsets, err)
         return outstanding
-
-    def _commit_loop(self) -> None:
-        # Tasks finishing while a transaction commits go together in the next one (a group commit). A lone
-        # task is committed at once; after a transaction of several, the next one gathers for BUSY_POLL_S,
-        # as each costs the broker and this process about the same whatever it holds.
-        gather = False
-        while not self._closing.is_set():
-            if self._finished_any.wait(POLL_S):
-                if gather:
-                    self._closing.wait(BUSY_POLL_S)
-                self._finished_any.clear()
-            gather = self._commit_done() > 1
 
     def _commit_done(self) -> int:
         """Exactly-once: write what finished since the last call and commit its offsets, in one transaction.
