@@ -55,13 +55,8 @@ def build_worker(settings: Settings) -> faust.App:
     registry.follow()
     Orchestrator(app, settings, registry)
     result_errors = PRODUCER_ERRORS.labels("results")
-    # Exactly-once runners write their results in transactions of their own.
-    results = (
-        DeliveryProducer(
-            settings, on_error=lambda reason: result_errors.inc(), **{"linger.ms": settings.producer_linger_ms}
-        )
-        if settings.processing_guarantee == "at_least_once"
-        else None
+    results = DeliveryProducer(
+        settings, on_error=lambda reason: result_errors.inc(), **{"linger.ms": settings.producer_linger_ms}
     )
     http = HttpHandler(settings.http_concurrency)
     executors = [Executor(settings, "http", http, settings.http_concurrency)]
@@ -97,7 +92,14 @@ def build_worker(settings: Settings) -> faust.App:
     wasm = WasmHandler(wasm_host, plugins, Limits.from_settings(settings))
     # Tasks wait in the host's queue, not for the executor: each instance thread finds its next call ready.
     executors.append(Executor(settings, "wasm", wasm, settings.wasm_max_instances * WASM_TASKS_PER_INSTANCE))
-    runners = [TaskRunner(settings, executor, results) for executor in executors]
+    crashing: list[asyncio.Future[None]] = []
+
+    def fail(err: BaseException) -> None:
+        # The worker stops and exits non-zero, which hands its partitions to the others; left running, it
+        # would keep partitions whose tasks nobody takes. A supervisor starts it again.
+        crashing.append(asyncio.ensure_future(app.crash(err)))
+
+    runners = [TaskRunner(settings, executor, results, on_fatal=fail) for executor in executors]
 
     async def start_executors() -> None:
         for runner in runners:
@@ -108,8 +110,7 @@ def build_worker(settings: Settings) -> faust.App:
     async def close_resources(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         # The executors stop first, so no task is still using the pools or the registry below.
         await asyncio.gather(*(runner.stop(EXECUTOR_GRACE_S) for runner in runners))
-        if results is not None:
-            results.close()
+        results.close()
         await http.aclose()
         await providers.aclose()
         try:

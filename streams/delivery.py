@@ -26,7 +26,7 @@ POLL_S = 0.2
 
 
 class DeliveryProducer:
-    """``send`` a record and have ``on_delivered`` called once the broker has it (acks=all)."""
+    """``send`` a record and have ``on_delivered`` called with its offset once the broker has it (acks=all)."""
 
     def __init__(self, settings: Settings, *, on_error: Callable[[str], None] | None = None, **overrides: Any) -> None:
         self._producer = Producer(producer_config(settings, **overrides))
@@ -36,13 +36,13 @@ class DeliveryProducer:
         self._thread.start()
 
     def send(
-        self, topic: str, key: bytes | None, value: bytes, partition: int, on_delivered: Callable[[], None]
+        self, topic: str, key: bytes | None, value: bytes, partition: int, on_delivered: Callable[[int], None]
     ) -> None:
         """Queue one record for ``topic``/``partition``; ``on_delivered`` runs on the delivery thread."""
 
-        def report(err: KafkaError | None, _msg: Message) -> None:
+        def report(err: KafkaError | None, msg: Message) -> None:
             if err is None:
-                on_delivered()
+                on_delivered(msg.offset() or 0)
                 return
             log.warning("a record for %s/%s was not delivered (%s); sending it again", topic, partition, err)
             if self._on_error is not None:

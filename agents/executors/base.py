@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Container
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,8 +76,11 @@ class Executor:
         # Room for the envelope around the output in the NodeSucceeded event that repeats it.
         self.result_max_bytes = settings.record_max_bytes - ENVELOPE_ROOM
 
-    async def execute(self, source: Source) -> Record:
-        """Run the task; return its result, or a dead letter for a record that is not a task."""
+    async def execute(self, source: Source, answered: Container[str] = frozenset()) -> Record | None:
+        """Run the task; return its result, or a dead letter for a record that is not a task.
+
+        ``None`` for a task in ``answered``: its result is on the log already, so it is not run again.
+        """
         try:
             task = decode(source.value, Task)
         except ValidationError as err:
@@ -92,6 +95,8 @@ class Executor:
             if metrics.ENABLED:
                 DLQ_RECORDS.labels(f"executor.{self.kind}", "schema_mismatch").inc()
             return Record(self.dlq, source.key, encode(letter), 0)
+        if task.task_id in answered:
+            return None
         started = time.perf_counter()
         try:
             output = await self.handler(task)
