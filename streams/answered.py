@@ -22,7 +22,8 @@ from streams.settings import Settings
 
 log = logging.getLogger("awe.executor")
 
-#: How long a new owner reads a partition's results before it gives up and runs the rest again.
+#: How long a new owner reads results at an assignment before it gives up and runs the rest again; the
+#: consumer does not poll meanwhile, and librdkafka leaves the group after ``max.poll.interval.ms`` (300 s).
 SCAN_TIMEOUT_S = 30.0
 
 #: Offset metadata of a commit: the resume point of the results, as text (what Kafka keeps beside offsets).
@@ -35,7 +36,7 @@ def resume_metadata(resume: int) -> str:
 
 
 def parse_resume(metadata: str | None) -> int | None:
-    """The resume point in a commit's metadata; ``None`` when there is none (a first owner, an older awe)."""
+    """The resume point in a commit's metadata; ``None`` when there is none (no commit yet, or an older awe's)."""
     if not metadata or not metadata.startswith(RESUME_PREFIX):
         return None
     try:
@@ -66,6 +67,7 @@ def output_starts(
             **BOUNDED_READ,
         }
     )
+    deadline = time.monotonic() + SCAN_TIMEOUT_S
     try:
         starts: dict[tuple[str, int], OutputStart] = {}
         for tp in committed:
@@ -75,7 +77,7 @@ def output_starts(
             if floor is None or tp.offset < 0 or tp.offset >= tasks_end or floor >= results_end:
                 starts[(tp.topic, tp.partition)] = OutputStart(end=results_end)
                 continue
-            answered = _task_ids(reader, TopicPartition(results_topic, tp.partition, floor), results_end)
+            answered = _task_ids(reader, TopicPartition(results_topic, tp.partition, floor), results_end, deadline)
             starts[(tp.topic, tp.partition)] = OutputStart(
                 end=results_end, floor=floor, records_end=tasks_end, answered=answered
             )
@@ -88,11 +90,10 @@ def _end(consumer: Consumer, tp: TopicPartition) -> int:
     return int(retry_retriable(lambda: consumer.get_watermark_offsets(tp, timeout=10, cached=False))[1])
 
 
-def _task_ids(consumer: Consumer, start: TopicPartition, end: int) -> frozenset[str]:
+def _task_ids(consumer: Consumer, start: TopicPartition, end: int, deadline: float) -> frozenset[str]:
     assign(consumer, [start])
     found: set[str] = set()
     position = start.offset
-    deadline = time.monotonic() + SCAN_TIMEOUT_S
     while position < end:
         if time.monotonic() > deadline:
             # What was not read is run again: a side effect may repeat, as it would under at-least-once.
