@@ -7,7 +7,9 @@ from typing import Any, NoReturn
 
 import orjson
 import typer
+from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from schemas.state import RunState, run_view
 from streams.settings import Settings
@@ -19,13 +21,20 @@ EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_TIMEOUT = 0, 1, 2, 3
 
 
 def settings() -> Settings:
-    """The settings from the environment (``AWE_*``)."""
-    return Settings()
+    """The settings from the environment (``AWE_*``); a bad value exits 2 naming the variable."""
+    try:
+        return Settings()
+    except ValidationError as e:
+        problems = "; ".join(
+            f"AWE_{'_'.join(str(part) for part in problem['loc']).upper()}={problem.get('input')!r}: {problem['msg']}"
+            for problem in e.errors()
+        )
+        fail(f"invalid setting: {escape(problems)}")
 
 
 def fail(message: str, code: int = EXIT_INVALID) -> NoReturn:
     """Print one error line on stderr and exit with ``code``."""
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

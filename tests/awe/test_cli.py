@@ -160,3 +160,13 @@ def test_topics_create_is_idempotent(engine: Engine) -> None:
     assert done.returncode == 0, done.stderr
     assert "created" not in done.stdout
     assert f"{engine.settings.topic_prefix}events" in done.stdout
+
+
+def test_a_bad_setting_exits_2_naming_the_variable(engine: Engine) -> None:
+    env = {**settings_env(engine.settings), "AWE_PARTITIONS": "six"}
+    done = subprocess.run(
+        [sys.executable, "-m", "awe", "workflow", "list"], env=env, cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert "AWE_PARTITIONS='six'" in done.stderr and "valid integer" in done.stderr
+    assert "Traceback" not in done.stderr
