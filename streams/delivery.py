@@ -59,7 +59,12 @@ class DeliveryProducer:
 
     def _serve(self) -> None:
         while not self._stopping.is_set():
-            self._producer.poll(POLL_S)
+            try:
+                self._producer.poll(POLL_S)
+            except Exception:
+                # Raised by a caller's on_delivered: the other reports stay queued for the next poll, and a
+                # thread that died here would leave every later record without its report.
+                log.exception("a delivery report's callback failed")
 
     def flush(self, timeout: float) -> None:
         """Wait until every queued record is delivered; raise ProduceError if some are not in time."""
