@@ -4,6 +4,7 @@ loopback servers speaking each provider's wire protocol."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -264,79 +265,81 @@ def test_budgets_stop_calls_once_spent(kafka_bootstrap: str, ai_servers: AiServe
         engine.close()
 
 
-def test_a_worker_killed_after_the_answer_is_recorded_never_calls_the_provider_again(
-    kafka_bootstrap: str, ai_servers: AiServers, tmp_path: Path
-) -> None:
+@pytest.fixture
+def own_engine(kafka_bootstrap: str, ai_servers: AiServers, tmp_path: Path) -> Iterator[Engine]:
+    """An engine on topics of its own, for a test that kills its worker."""
     settings = unique_settings(kafka_bootstrap)
     ensure_topics(settings)
     engine = Engine(settings, tmp_path, env=ai_servers.env())
     try:
-        worker = engine.start_worker()
-        wf = {
-            "name": _name(),
-            "nodes": {
-                "ask": _ai("anthropic", "claude-sonnet-4-5", "once only"),
-                "review": {"kind": "approval", "depends_on": ["ask"]},
-            },
-        }
-        engine.apply(wf)
-        run_id, offset = engine.start(wf["name"])
-        seen: list[Envelope] = []
-
-        def recorded() -> bool:
-            seen[:] = engine.events(run_id)
-            return any(e.type == "AICallRecorded" for e in seen)
-
-        wait_until(recorded, timeout=30)
-        worker.kill()
-        engine.start_worker()
-        engine.client.signal(run_id, "review", {"approve": True})
-        state = engine.wait(run_id, offset, timeout=60)
-        assert state.status == "succeeded"
-        assert ai_servers.anthropic.count("claude-sonnet-4-5") == 1
-        events = engine.events(run_id)
-        assert [e.seq for e in events] == list(range(1, len(events) + 1))
-        assert len(_recorded(events)) == 1
+        yield engine
     finally:
         engine.close()
 
 
+def test_a_worker_killed_after_the_answer_is_recorded_never_calls_the_provider_again(
+    own_engine: Engine, ai_servers: AiServers
+) -> None:
+    engine = own_engine
+    worker = engine.start_worker()
+    wf = {
+        "name": _name(),
+        "nodes": {
+            "ask": _ai("anthropic", "claude-sonnet-4-5", "once only"),
+            "review": {"kind": "approval", "depends_on": ["ask"]},
+        },
+    }
+    engine.apply(wf)
+    run_id, offset = engine.start(wf["name"])
+    seen: list[Envelope] = []
+
+    def recorded() -> bool:
+        seen[:] = engine.events(run_id)
+        return any(e.type == "AICallRecorded" for e in seen)
+
+    wait_until(recorded, timeout=30)
+    worker.kill()
+    engine.start_worker()
+    engine.client.signal(run_id, "review", {"approve": True})
+    state = engine.wait(run_id, offset, timeout=60)
+    assert state.status == "succeeded"
+    assert ai_servers.anthropic.count("claude-sonnet-4-5") == 1
+    events = engine.events(run_id)
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert len(_recorded(events)) == 1
+
+
 def test_an_answer_recorded_ahead_of_an_older_call_still_running_is_not_paid_for_again_after_a_kill(
-    kafka_bootstrap: str, ai_servers: AiServers, tmp_path: Path
+    own_engine: Engine, ai_servers: AiServers
 ) -> None:
     # Both tasks sit on one partition, the slow one first: its offset cannot be committed while it runs, so
     # the next owner reads the fast one again too, although its answer is on the log.
     ai_servers.anthropic.plan("claude-haiku-4-5", Reply.slow(30, "late"))
-    settings = unique_settings(kafka_bootstrap)
-    ensure_topics(settings)
-    engine = Engine(settings, tmp_path, env=ai_servers.env())
-    try:
-        worker = engine.start_worker()
-        wf = {
-            "name": _name(),
-            "nodes": {
-                "a_slow": _ai("anthropic", "claude-haiku-4-5", "take your time", timeout="60s"),
-                "b_fast": _ai("anthropic", "claude-sonnet-4-5", "answer now"),
-            },
-        }
-        engine.apply(wf)
-        run_id, offset = engine.start(wf["name"])
+    engine = own_engine
+    worker = engine.start_worker()
+    wf = {
+        "name": _name(),
+        "nodes": {
+            "a_slow": _ai("anthropic", "claude-haiku-4-5", "take your time", timeout="60s"),
+            "b_fast": _ai("anthropic", "claude-sonnet-4-5", "answer now"),
+        },
+    }
+    engine.apply(wf)
+    run_id, offset = engine.start(wf["name"])
 
-        def fast_recorded() -> bool:
-            return any(call["node_id"] == "b_fast" for call in _recorded(engine.events(run_id)))
+    def fast_recorded() -> bool:
+        return any(call["node_id"] == "b_fast" for call in _recorded(engine.events(run_id)))
 
-        wait_until(fast_recorded, timeout=30)
-        assert ai_servers.anthropic.count("claude-haiku-4-5") == 1  # still waiting for its answer
-        worker.kill()
-        engine.start_worker()
-        state = engine.wait(run_id, offset, timeout=60)
-        assert state.status == "succeeded"
-        assert ai_servers.anthropic.count("claude-sonnet-4-5") == 1
-        assert ai_servers.anthropic.count("claude-haiku-4-5") == 2  # unanswered when the worker died: asked again
-        calls = _recorded(engine.events(run_id))
-        assert sorted(call["node_id"] for call in calls) == ["a_slow", "b_fast"]
-    finally:
-        engine.close()
+    wait_until(fast_recorded, timeout=30)
+    assert ai_servers.anthropic.count("claude-haiku-4-5") == 1  # still waiting for its answer
+    worker.kill()
+    engine.start_worker()
+    state = engine.wait(run_id, offset, timeout=60)
+    assert state.status == "succeeded"
+    assert ai_servers.anthropic.count("claude-sonnet-4-5") == 1
+    assert ai_servers.anthropic.count("claude-haiku-4-5") == 2  # unanswered when the worker died: asked again
+    calls = _recorded(engine.events(run_id))
+    assert sorted(call["node_id"] for call in calls) == ["a_slow", "b_fast"]
 
 
 def test_the_ai_chain_example_runs_against_servers_that_speak_the_providers_protocols(
