@@ -162,6 +162,64 @@ async def _commit_when_idle(self: Any) -> None:
             wake.set()
 
 
+# Faust hands each fetched record to the streams through ``Service.wait_first``: four tasks, an
+# ``asyncio.wait`` and three cancellations per record, so the drain moves one record per turn of the event
+# loop or two. Under load a turn runs everything else that is ready (HTTP calls, producer I/O, commits) and
+# the intake of results crawled behind it. The records of one fetch are handed over in one task instead,
+# raced against the same stop signals as before; a rebalance still abandons the rest of a batch.
+DRAIN_YIELD_EVERY = 100
+
+
+async def _drain_in_batches(self: Any, fetcher: Any) -> None:
+    callback = self.callback
+    consumer_should_stop = self._stopped.is_set
+    fetcher_should_stop = fetcher._stopped.is_set
+    get_read_offset = self._read_offset.__getitem__
+    set_read_offset = self._read_offset.__setitem__
+    acks_enabled_for = self.app.topics.acks_enabled_for
+    commit_every = self._commit_every
+    app = self.app
+
+    async def deliver(batch: list[tuple[TopicPartition, Message]], generation: int) -> None:
+        for n, (tp, message) in enumerate(batch, 1):
+            if app.consumer_generation_id != generation:
+                return  # a rebalance began: the rest is read again by whoever owns it now
+            if n % DRAIN_YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+            offset = message.offset
+            r_offset = get_read_offset(tp)
+            if r_offset is not None and offset < r_offset:
+                continue
+            if r_offset and offset - r_offset > 1 and acks_enabled_for(message.topic):
+                await self._add_gap(tp, r_offset + 1, offset)
+            if commit_every is not None and self._n_acked >= commit_every:
+                self._n_acked = 0
+                await self.commit()
+            await callback(message)
+            set_read_offset(tp, offset)
+
+    try:
+        while not (consumer_should_stop() or fetcher_should_stop()):
+            self.diag.set_flag(faust_consumer.CONSUMER_FETCHING)
+            generation = app.consumer_generation_id
+            batch = [pair async for pair in self.getmany(timeout=1.0)]
+            await asyncio.sleep(0)
+            if batch and not self.should_stop:
+                await self.wait_first(deliver(batch, generation), self.suspend_flow.wait())
+            self.diag.unset_flag(faust_consumer.CONSUMER_FETCHING)
+    except self.consumer_stopped_errors:
+        if not self.transport.app.should_stop:
+            raise
+    except asyncio.CancelledError:
+        if not self.transport.app.should_stop:
+            raise
+    except Exception as exc:
+        self.log.exception("Drain messages raised: %r", exc)
+        raise
+    finally:
+        self.diag.unset_flag(faust_consumer.CONSUMER_FETCHING)
+
+
 def tune_faust_consumer() -> None:
     """Apply the fixes (idempotent); called before a Faust app is created."""
     defaults = aiokafka_fetcher.Fetcher.__init__.__kwdefaults__
@@ -174,3 +232,4 @@ def tune_faust_consumer() -> None:
     faust_consumer.Consumer._add_gap = _add_gap_before_record  # type: ignore[method-assign]
     faust_consumer.Consumer.ack = _ack_and_wake_committer  # type: ignore[method-assign]
     faust_consumer.Consumer._commit_handler = ServiceTask(_commit_when_idle)  # type: ignore[method-assign]
+    faust_consumer.Consumer._drain_messages = _drain_in_batches  # type: ignore[method-assign]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from aiokafka.consumer.fetcher import Fetcher
@@ -79,3 +81,62 @@ def test_a_record_after_a_transaction_marker_is_committed_by_the_first_commit(tm
 def test_a_commit_steps_over_an_aborted_transaction(tmp_path: Path) -> None:
     # 6 was aborted (read_committed never delivers it); 3, 5, 7 and 9 are transaction markers.
     assert _commits_after_each_record(tmp_path, [2, 4, 8, 10]) == [3, 5, 9, 11]
+
+
+def _drain(tmp_path: Path, records: int, *, rebalance_after: int | None = None) -> tuple[list[int], int]:
+    """Run Faust's fetch loop over one fetched batch of ``records``; the offsets the streams were handed,
+    and how many turns the event loop took meanwhile."""
+    from faust.types import TP, Message
+
+    async def main() -> tuple[list[int], int]:
+        app = create_app(Settings(kafka_bootstrap="127.0.0.1:1", data_dir=tmp_path))
+        consumer = app.consumer
+        tp = TP("t.results", 0)
+        batch = [(tp, Message(tp.topic, 0, offset, 0.0, 0, {}, b"k", b"v", None)) for offset in range(records)]
+        fetcher_stopped = asyncio.Event()
+        fetches = 0
+
+        async def getmany(**_: float) -> AsyncIterator[tuple[TP, Message]]:
+            nonlocal fetches
+            fetches += 1
+            if fetches > 1:
+                fetcher_stopped.set()
+                return
+            for pair in batch:
+                yield pair
+
+        handed: list[int] = []
+
+        async def on_message(message: Message) -> None:
+            handed.append(message.offset)
+            if len(handed) == rebalance_after:
+                app.consumer_generation_id += 1
+
+        turns = 0
+
+        async def count_turns() -> None:
+            nonlocal turns
+            while True:
+                await asyncio.sleep(0)
+                turns += 1
+
+        consumer.getmany = getmany  # type: ignore[method-assign]
+        consumer.callback = on_message
+        counter = asyncio.ensure_future(count_turns())
+        await consumer._drain_messages(SimpleNamespace(_stopped=fetcher_stopped))
+        counter.cancel()
+        return handed, turns
+
+    return asyncio.run(main())
+
+
+def test_the_records_of_one_fetch_reach_the_streams_in_a_few_turns_of_the_event_loop(tmp_path: Path) -> None:
+    # Faust's own loop took at least one turn per record: the intake crawled behind a busy loop.
+    handed, turns = _drain(tmp_path, 60)
+    assert handed == list(range(60))
+    assert turns < 10
+
+
+def test_a_rebalance_abandons_the_rest_of_a_fetched_batch(tmp_path: Path) -> None:
+    handed, _ = _drain(tmp_path, 10, rebalance_after=3)
+    assert handed == [0, 1, 2]
