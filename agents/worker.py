@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import faulthandler
+import gc
 import logging
 import time
 from typing import Any
@@ -46,6 +47,12 @@ WASM_TASKS_PER_INSTANCE = 4
 
 #: How long a stopping worker lets its running tasks finish; the rest run again on the next owner.
 EXECUTOR_GRACE_S = 10.0
+
+#: Allocations between collections of the youngest generation, and collections of each generation between
+#: collections of the next (CPython's defaults: 700, 10, 10). A hop allocates thousands of short-lived
+#: objects, which reference counting frees; at the defaults a worker at 300 runs/s collected 170 times a
+#: second and its full collections, which walk every object it holds, stopped it for ~160 ms each.
+GC_THRESHOLDS = (20_000, 20, 10)
 
 
 def build_worker(settings: Settings) -> faust.App:
@@ -145,7 +152,16 @@ def run_worker(settings: Settings, *, loglevel: str = "info") -> None:
     if settings.log_format == "json":
         app.conf.loghandlers = [json_log_handler()]
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    tune_gc()
     worker.execute_from_commandline()
+
+
+def tune_gc() -> None:
+    """Leave what was built at start out of every collection, and collect less often (``GC_THRESHOLDS``)."""
+    # Modules, the app and the clients are several hundred thousand objects that live as long as the
+    # process; a full collection walked them all each time.
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def serve_metrics(app: faust.App, settings: Settings) -> None:
