@@ -22,6 +22,7 @@ import time
 import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +32,9 @@ sys.path.insert(0, str(REPO))
 from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 
 from schemas.commands import StartRun  # noqa: E402
-from schemas.envelope import Envelope  # noqa: E402
 from schemas.validation import validate_definition  # noqa: E402
 from streams.admin import ensure_topics  # noqa: E402
-from streams.codec import decode, encode  # noqa: E402
+from streams.codec import encode, loads  # noqa: E402
 from streams.producer import producer_config  # noqa: E402
 from streams.registry import DefinitionRegistry  # noqa: E402
 from streams.settings import Settings  # noqa: E402
@@ -153,8 +153,8 @@ class Waiter:
 
     def __init__(self, settings: Settings, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.pending: dict[str, asyncio.Future[list[Envelope]]] = {}
-        self.events: dict[str, list[Envelope]] = {}
+        self.pending: dict[str, asyncio.Future[list[dict[str, Any]]]] = {}
+        self.events: dict[str, list[dict[str, Any]]] = {}
         self.stop = threading.Event()
         self.consumer = Consumer(
             {
@@ -183,10 +183,13 @@ class Waiter:
             for msg in batch:
                 if msg.error():
                     continue
-                env = decode(msg.value() or b"", Envelope)
-                self.events.setdefault(env.run_id, []).append(env)
-                if env.type in TERMINAL:
-                    self.loop.call_soon_threadsafe(self._resolve, env.run_id)
+                # Plain JSON, not the Envelope model: this thread shares the two cores with the engine, and a
+                # client needs only a few fields of each event.
+                env = loads(msg.value() or b"")
+                run_id = env["run_id"]
+                self.events.setdefault(run_id, []).append(env)
+                if env["type"] in TERMINAL:
+                    self.loop.call_soon_threadsafe(self._resolve, run_id)
         self.consumer.close()
 
     def _resolve(self, run_id: str) -> None:
@@ -194,19 +197,21 @@ class Waiter:
         if future is not None and not future.done():
             future.set_result(self.events.pop(run_id, []))
 
-    def expect(self, run_id: str) -> asyncio.Future[list[Envelope]]:
-        future: asyncio.Future[list[Envelope]] = self.loop.create_future()
+    def expect(self, run_id: str) -> asyncio.Future[list[dict[str, Any]]]:
+        future: asyncio.Future[list[dict[str, Any]]] = self.loop.create_future()
         self.pending[run_id] = future
         return future
 
 
-def step_latencies(events: list[Envelope]) -> list[float]:
-    """Seconds from a node's scheduling (or the run's start) to its NodeSucceeded, per executor step."""
-    scheduled = {e.payload["node_id"]: e.time for e in events if e.type == "NodeScheduled"}
+def step_latencies(events: list[dict[str, Any]]) -> list[float]:
+    """Seconds from a node's scheduling to its NodeSucceeded, per executor step (event times)."""
+    scheduled = {e["payload"]["node_id"]: e["time"] for e in events if e["type"] == "NodeScheduled"}
     out = []
     for e in events:
-        if e.type == "NodeSucceeded" and e.payload["node_id"] in scheduled:
-            out.append((e.time - scheduled[e.payload["node_id"]]).total_seconds())
+        node_id = e["payload"].get("node_id")
+        if e["type"] == "NodeSucceeded" and node_id in scheduled:
+            took = datetime.fromisoformat(e["time"]) - datetime.fromisoformat(scheduled[node_id])
+            out.append(took.total_seconds())
     return out
 
 
@@ -236,7 +241,7 @@ async def closed_loop(
             except TimeoutError:
                 tally.failed += 1
                 continue
-            if events and events[-1].type == "RunSucceeded":
+            if events and events[-1]["type"] == "RunSucceeded":
                 tally.done += 1
                 tally.run_latencies.append(time.perf_counter() - started)
                 tally.step_latencies.extend(step_latencies(events))
