@@ -111,12 +111,12 @@ async def through_awe(settings: Settings, workflow: str, calls: int) -> tuple[li
             producer.poll(0)
             events = await asyncio.wait_for(future, 60)
             elapsed = time.perf_counter() - started
-            if not events or events[-1].type != "RunSucceeded":
-                raise RuntimeError(f"run {run_id} ended {events[-1].type if events else 'without events'}")
+            if not events or events[-1]["type"] != "RunSucceeded":
+                raise RuntimeError(f"run {run_id} ended {events[-1]['type'] if events else 'without events'}")
             if i >= 5:
                 runs.append(elapsed)
                 steps.extend(step_latencies(events))
-                inner.extend(e.payload["latency_ms"] / 1000 for e in events if e.type == "AICallRecorded")
+                inner.extend(e["payload"]["latency_ms"] / 1000 for e in events if e["type"] == "AICallRecorded")
     finally:
         waiter.stop.set()
         waiter.thread.join(5)
