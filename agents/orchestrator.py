@@ -26,7 +26,7 @@ from agents.timers import TimerWheel
 from schemas.commands import StartRun
 from schemas.state import RunState
 from schemas.tasks import TimerFired
-from streams.app import RunStateValue, raw_topic
+from streams.app import RunStateValue, loaded_state, raw_topic, stored_state
 from streams.codec import encode
 from streams.dlq import DeadLetter
 from streams.exceptions import ProduceError
@@ -102,8 +102,7 @@ class Orchestrator:
             await self._reject_record(event, key, err, now)
             return
         run_id = parsed.run_id
-        state: RunState | None = self.runs.get(run_id.encode())
-        current = state or RunState(run_id=run_id)
+        current = loaded_state(self.runs.get(run_id.encode())) or RunState(run_id=run_id)
         inbound = Inbound(message=parsed, now=now)
         if isinstance(parsed, StartRun) and current.status == "pending":
             found = self.registry.get(parsed.tenant_id, parsed.workflow, parsed.version)
@@ -132,8 +131,9 @@ class Orchestrator:
         # The table's in-memory value, and its changelog record sent here rather than by Faust's table
         # (``runs[key] = state``), which queues the record for a background task: that send could land
         # after this record's ack, in the next transaction, or between two transactions.
-        self.runs.data[key] = state
-        await write(self._changelog(), key, encode(state), partition=partition, source_partition=partition)
+        encoded = encode(state)
+        self.runs.data[key] = stored_state(state, encoded)
+        await write(self._changelog(), key, encoded, partition=partition, source_partition=partition)
         self.wheel.arm(state.run_id, state.tenant_id, decision.timers)
         if state.terminal:
             log.debug("run %s %s", state.run_id, state.status, extra={"run_id": state.run_id})
@@ -148,7 +148,7 @@ class Orchestrator:
         detail = err.detail if isinstance(err.detail, dict) else {}
         run_id = detail.get("run_id")
         if run_id and run_id == key and message.topic == self.commands_topic:
-            state = self.runs.get(run_id.encode()) or RunState(run_id=run_id)
+            state = loaded_state(self.runs.get(run_id.encode())) or RunState(run_id=run_id)
             decision = reject(
                 state,
                 tenant_id=detail.get("tenant_id") or self.settings.tenant,
@@ -183,7 +183,7 @@ class Orchestrator:
             self._wheel_stale = False
             states = [v for v in self.runs.values() if isinstance(v, RunState)]
             self.wheel.rebuild(states)
-            log.info("timer wheel rebuilt: %d timers of %d runs", len(self.wheel), len(states))
+            log.info("timer wheel rebuilt: %d timers of %d live runs", len(self.wheel), len(states))
         due = self.wheel.pop_due(time.time())
         if not due:
             return

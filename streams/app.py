@@ -17,14 +17,33 @@ from streams.tuning import tune_faust_consumer
 
 
 class RunStateCodec(codecs.Codec):
-    """Run states in the changelog as JSON (pydantic's Rust core), kept as objects in memory."""
+    """Run states in the changelog as JSON (pydantic's Rust core); in memory, see :func:`stored_state`."""
 
     def _dumps(self, obj: Any) -> bytes:
+        if isinstance(obj, bytes):
+            return obj
         assert isinstance(obj, RunState)
         return obj.__pydantic_serializer__.to_json(obj)
 
     def _loads(self, s: bytes) -> Any:
-        return RunState.model_validate_json(s)
+        return stored_state(RunState.model_validate_json(s), s)
+
+
+def stored_state(state: RunState, encoded: bytes) -> RunState | bytes:
+    """What the runs table holds for ``state``: the object while the run is live, its JSON once it ended.
+
+    Finished runs stay in the table for good (their state is what turns away a second StartRun with the same
+    id) and are rarely read again. As JSON a finished 3-node run takes ~2 KB instead of ~9 KB, and none of
+    its ~19 objects are left for the garbage collector to walk in every full collection.
+    """
+    return bytes(encoded) if state.terminal else state
+
+
+def loaded_state(value: RunState | bytes | None) -> RunState | None:
+    """A runs-table value as a RunState (see :func:`stored_state`)."""
+    if isinstance(value, bytes):
+        return RunState.model_validate_json(value)
+    return value
 
 
 codecs.register("awe_run_state", RunStateCodec())

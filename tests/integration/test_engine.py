@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from schemas.commands import new_id
 from schemas.state import RunState
+from streams.partitioning import partition_for
 from tests.harness import Engine, FlakyServer
 
 
@@ -290,6 +292,23 @@ def test_sleep_completes(engine: Engine) -> None:
     assert state.status == "succeeded"
     assert state.ended_at is not None and state.started_at is not None
     assert (state.ended_at - state.started_at).total_seconds() >= 0.2
+
+
+def test_a_finished_run_turns_away_a_second_start_and_a_late_cancel(engine: Engine) -> None:
+    wf = {"name": _name(), "nodes": {"only": {"kind": "transform", "output": 1}}}
+    state = _run(engine, wf)
+    recorded = engine.events(state.run_id)
+    # Both are read against the state the worker keeps for a finished run (as JSON, not as an object).
+    engine.client.start(wf["name"], {}, run_id=state.run_id)
+    engine.client.cancel(state.run_id)
+    # A partition's records are handled in order: a run on the same partition that ends after them shows
+    # that they were handled, and that the worker is still running.
+    partitions = engine.settings.partitions
+    home = partition_for(state.run_id, partitions)
+    later = next(run_id for run_id in iter(new_id, None) if partition_for(run_id, partitions) == home)
+    engine.client.start(wf["name"], {}, run_id=later)
+    assert engine.wait(later).status == "succeeded"
+    assert engine.events(state.run_id) == recorded
 
 
 def test_an_output_too_large_for_a_record_fails_its_node_once_and_the_worker_goes_on(
