@@ -169,6 +169,8 @@ async def _commit_when_idle(self: Any) -> None:
 # raced against the same stop signals as before; a rebalance still abandons the rest of a batch.
 DRAIN_YIELD_EVERY = 100
 
+Batch = list[tuple[TopicPartition, Message]]
+
 
 async def _drain_in_batches(self: Any, fetcher: Any) -> None:
     callback = self.callback
@@ -180,7 +182,20 @@ async def _drain_in_batches(self: Any, fetcher: Any) -> None:
     commit_every = self._commit_every
     app = self.app
 
-    async def deliver(batch: list[tuple[TopicPartition, Message]], generation: int) -> None:
+    async def fetch() -> tuple[int, Batch]:
+        batch: Batch = []
+        generation = app.consumer_generation_id
+        async for pair in self.getmany(timeout=1.0):
+            if not batch:
+                # Faust's getmany yields one generation's records (it stops at a change): the one current
+                # when they come, not when they were asked for. A rebalance may end while the request
+                # waits in the consumer thread; tagged with the generation before it, the records that
+                # came after it were dropped as stale, and nothing read them again before the next rebalance.
+                generation = app.consumer_generation_id
+            batch.append(pair)
+        return generation, batch
+
+    async def deliver(batch: Batch, generation: int) -> None:
         for n, (tp, message) in enumerate(batch, 1):
             if app.consumer_generation_id != generation:
                 return  # a rebalance began: the rest is read again by whoever owns it now
@@ -201,8 +216,7 @@ async def _drain_in_batches(self: Any, fetcher: Any) -> None:
     try:
         while not (consumer_should_stop() or fetcher_should_stop()):
             self.diag.set_flag(faust_consumer.CONSUMER_FETCHING)
-            generation = app.consumer_generation_id
-            batch = [pair async for pair in self.getmany(timeout=1.0)]
+            generation, batch = await fetch()
             await asyncio.sleep(0)
             if batch and not self.should_stop:
                 await self.wait_first(deliver(batch, generation), self.suspend_flow.wait())

@@ -83,7 +83,13 @@ def test_a_commit_steps_over_an_aborted_transaction(tmp_path: Path) -> None:
     assert _commits_after_each_record(tmp_path, [2, 4, 8, 10]) == [3, 5, 9, 11]
 
 
-def _drain(tmp_path: Path, records: int, *, rebalance_after: int | None = None) -> tuple[list[int], int]:
+def _drain(
+    tmp_path: Path,
+    records: int,
+    *,
+    rebalance_after: int | None = None,
+    rebalance_while_fetching: bool = False,
+) -> tuple[list[int], int]:
     """Run Faust's fetch loop over one fetched batch of ``records``; the offsets the streams were handed,
     and how many turns the event loop took meanwhile."""
     from faust.types import TP, Message
@@ -102,6 +108,9 @@ def _drain(tmp_path: Path, records: int, *, rebalance_after: int | None = None) 
             if fetches > 1:
                 fetcher_stopped.set()
                 return
+            await asyncio.sleep(0)  # the request waits in the consumer thread
+            if rebalance_while_fetching:
+                app.consumer_generation_id += 1
             for pair in batch:
                 yield pair
 
@@ -140,3 +149,8 @@ def test_the_records_of_one_fetch_reach_the_streams_in_a_few_turns_of_the_event_
 def test_a_rebalance_abandons_the_rest_of_a_fetched_batch(tmp_path: Path) -> None:
     handed, _ = _drain(tmp_path, 10, rebalance_after=3)
     assert handed == [0, 1, 2]
+
+
+def test_records_fetched_after_a_rebalance_ended_are_handed_on(tmp_path: Path) -> None:
+    handed, _ = _drain(tmp_path, 5, rebalance_while_fetching=True)
+    assert handed == list(range(5))
