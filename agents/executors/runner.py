@@ -100,6 +100,11 @@ class TaskRunner:
         self._pending: dict[tuple[str, int], Commit] = {}
         self._outstanding = 0
         self._pending_lock = threading.Lock()
+        # One asynchronous commit at a time. The group coordinator answers a connection's requests in turn,
+        # and the consumer's heartbeats queue behind its commits: a commit on every poll once queued so
+        # many after a burst of tasks that no heartbeat was answered for 10 s; the session timed out, and
+        # every run waited ~20 s for the group to rebalance. Offsets that finish meanwhile go in the next one.
+        self._committing = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._consume, name=f"awe-tasks-{executor.kind}", daemon=True)
@@ -208,6 +213,8 @@ class TaskRunner:
     def _commit_pending(self, *, asynchronous: bool) -> bool:
         """Commit the offsets finished since the last call; whether records are still outstanding."""
         with self._pending_lock:
+            if asynchronous and self._committing:
+                return True
             pending, self._pending = self._pending, {}
             outstanding = self._outstanding > 0
         if not pending:
@@ -219,6 +226,7 @@ class TaskRunner:
         try:
             if asynchronous:
                 self.consumer.commit(offsets=offsets, asynchronous=True)
+                self._committing = True
             else:
                 self.consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as err:  # revoked meanwhile: the new owner runs those tasks again
@@ -226,6 +234,7 @@ class TaskRunner:
         return outstanding
 
     def _on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        self._committing = False
         if err is not None:
             log.warning("executor %s: an offset commit failed: %s", self.executor.kind, err)
 

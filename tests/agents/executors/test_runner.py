@@ -10,6 +10,7 @@ import pytest
 from agents.executors.base import Executor, Source
 from agents.executors.runner import TaskRunner
 from schemas.tasks import Task, TaskResult
+from streams.acks import Commit
 from streams.codec import decode, encode
 from streams.delivery import DeliveryProducer
 from streams.settings import Settings
@@ -60,5 +61,37 @@ async def test_a_consumer_thread_that_dies_reports_to_the_worker() -> None:
         runner.start()
         err = await asyncio.wait_for(died, timeout=5)
         assert isinstance(err, RuntimeError) and "fatal consumer error" in str(err)
+    finally:
+        results.close()
+
+
+class RecordingConsumer:
+    """Stands in for the task consumer, keeping the offsets of each commit and whether it was asynchronous."""
+
+    def __init__(self) -> None:
+        self.commits: list[tuple[dict[int, int], bool]] = []
+
+    def commit(self, *, offsets: list[Any], asynchronous: bool) -> None:
+        self.commits.append(({tp.partition: tp.offset for tp in offsets}, asynchronous))
+
+
+def test_one_asynchronous_commit_is_in_flight_at_a_time() -> None:
+    # The group coordinator answers a connection's requests one at a time, and a heartbeat waits behind the
+    # commits before it: a commit on every poll queued so many that the consumer's session timed out.
+    results = DeliveryProducer(SETTINGS)
+    runner = TaskRunner(SETTINGS, Executor(SETTINGS, "http", _echo, 1), results, on_fatal=lambda err: None)
+    runner.consumer.close()
+    consumer = runner.consumer = RecordingConsumer()  # type: ignore[assignment]
+    try:
+        runner._pending = {("t", 0): Commit(5, 0)}
+        runner._commit_pending(asynchronous=True)
+        runner._pending.update({("t", 0): Commit(7, 0), ("t", 1): Commit(2, 0)})
+        runner._commit_pending(asynchronous=True)
+        assert consumer.commits == [({0: 5}, True)]
+        runner._on_commit(None, [])
+        runner._commit_pending(asynchronous=True)
+        runner._pending = {("t", 1): Commit(3, 0)}
+        runner._commit_pending(asynchronous=False)  # a revocation commits what finished, whatever is in flight
+        assert consumer.commits == [({0: 5}, True), ({0: 7, 1: 2}, True), ({1: 3}, False)]
     finally:
         results.close()
