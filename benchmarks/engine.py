@@ -127,6 +127,23 @@ class Tally:
     def cpu_per_run_ms(self, seconds: float) -> str:
         return f"{seconds / self.done * 1000:.2f}ms" if self.done else "n/a"
 
+    def row(self, raw: float) -> str:
+        """The measured columns of the results table (see ``HEADER``), after guarantee, scenario, clients."""
+        steps = self.step_latencies
+        step50 = f"{pct(steps, 0.5) * 1000:>8.1f}ms" if steps else f"{'n/a':>10}"
+        step99 = f"{pct(steps, 0.99) * 1000:>8.1f}ms" if steps else f"{'n/a':>10}"
+        return (
+            f"{self.rate:>9.1f}{self.rate / raw:>9.5f}"
+            f"{pct(self.run_latencies, 0.5) * 1000:>8.1f}ms{pct(self.run_latencies, 0.99) * 1000:>8.1f}ms"
+            f"{step50}{step99}{self.failed:>8}"
+            f"{self.cpu_per_run_ms(self.machine_cpu_s):>10}{self.cpu_per_run_ms(self.worker_cpu_s):>9}"
+        )
+
+
+HEADER = (
+    f"{'runs/s':>9}{'ratio':>9}{'run p50':>10}{'run p99':>10}{'step p50':>10}{'step p99':>10}"
+    f"{'failed':>8}{'cpu/run':>10}{'worker':>9}"
+)
 
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 
@@ -271,8 +288,82 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-def start_worker(settings: Settings, log_dir: Path, index: int = 0) -> subprocess.Popen[bytes]:
-    """One ``awe worker`` process with ``settings``; ``index`` keeps each worker's logs and local data apart."""
+class Session:
+    """Workers of one guarantee on topics of their own, with the workflows registered and the clients' tools.
+
+    ``command`` starts another program than ``awe worker`` (``benchmarks/bare_loop.py`` compares one).
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        guarantee: str,
+        url: str,
+        log_dir: Path,
+        args: argparse.Namespace,
+        command: list[str] | None = None,
+    ) -> None:
+        tag = uuid.uuid4().hex[:6]
+        self.settings = Settings(
+            kafka_bootstrap=bootstrap,
+            topic_prefix=f"bench{tag}.",
+            app_id=f"awe-bench-{tag}",
+            data_dir=log_dir / "data",
+            partitions=args.partitions,
+            processing_guarantee=guarantee,
+            commit_interval_s=args.commit_interval,
+            http_concurrency=128,
+        )
+        ensure_topics(self.settings)
+        registry = DefinitionRegistry(self.settings)
+        self.defs = workflows(url)
+        for wf in self.defs.values():
+            registry.register(self.settings.tenant, validate_definition(wf))
+        registry.close()
+        self.workers: list[subprocess.Popen[bytes]] = []
+        try:
+            self.workers = [start_worker(self.settings, log_dir, i, command) for i in range(args.workers)]
+            self.producer = Producer(producer_config(self.settings, **{"linger.ms": 1}))
+            self.loop = asyncio.new_event_loop()
+            self.waiter = Waiter(self.settings, self.loop)
+            # A few seconds per worker: each one joining the group moves partitions once more.
+            self.measure("transform_chain", 4, 2 * args.workers)
+        except BaseException:
+            self.close()
+            raise
+
+    def measure(self, scenario: str, clients: int, seconds: float) -> Tally:
+        """Runs of ``scenario`` from ``clients`` closed-loop clients for ``seconds``."""
+        name = self.defs[scenario]["name"]
+        pids = [w.pid for w in self.workers]
+        return self.loop.run_until_complete(
+            closed_loop(self.settings, self.waiter, self.producer, name, clients, seconds, pids)
+        )
+
+    def close(self) -> None:
+        """Stop the event tail and the workers."""
+        if hasattr(self, "waiter"):
+            self.waiter.stop.set()
+            self.waiter.thread.join(5)
+            self.loop.close()
+        for worker in self.workers:
+            worker.terminate()
+        for worker in self.workers:
+            worker.wait(30)
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def start_worker(
+    settings: Settings, log_dir: Path, index: int = 0, command: list[str] | None = None
+) -> subprocess.Popen[bytes]:
+    """One ``awe worker`` process with ``settings``; ``index`` keeps each worker's logs and local data apart.
+
+    ``command`` runs another program in its place, with the same environment; it prints ``Worker ready``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWE_")}
     for name, value in settings.model_dump().items():
         if value is not None:
@@ -280,15 +371,27 @@ def start_worker(settings: Settings, log_dir: Path, index: int = 0) -> subproces
     env["AWE_DATA_DIR"] = str((settings.data_dir or log_dir / "data") / str(index))
     path = log_dir / f"worker-{settings.processing_guarantee}-{index}.log"
     log = path.open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "awe", "worker", "--loglevel", "info"], env=env, stdout=log, stderr=log, cwd=REPO
-    )
+    command = command or [sys.executable, "-m", "awe", "worker", "--loglevel", "info"]
+    proc = subprocess.Popen(command, env=env, stdout=log, stderr=log, cwd=REPO)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if b"Worker ready" in path.read_bytes():
             return proc
         time.sleep(0.2)
     raise RuntimeError("worker did not become ready")
+
+
+def broker(stack: ExitStack) -> str:
+    """``AWE_KAFKA_BOOTSTRAP``, or a broker of the benchmark's own that ``stack`` stops."""
+    bootstrap = os.environ.get("AWE_KAFKA_BOOTSTRAP")
+    if bootstrap:
+        return bootstrap
+    from streams import launcher
+
+    port = 39392
+    cluster = launcher.up(port, ephemeral=True)
+    stack.callback(launcher.down, port)
+    return cluster.bootstrap
 
 
 def main() -> None:
@@ -303,14 +406,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with ExitStack() as stack:
-        bootstrap = os.environ.get("AWE_KAFKA_BOOTSTRAP")
-        if not bootstrap:
-            from streams import launcher
-
-            port = 39392
-            cluster = launcher.up(port, ephemeral=True)
-            stack.callback(launcher.down, port)
-            bootstrap = cluster.bootstrap
+        bootstrap = broker(stack)
         server = LoopbackServer()
         stack.callback(server.close)
         log_dir = Path(tempfile.mkdtemp(prefix="awe-bench-"))
@@ -323,69 +419,13 @@ def main() -> None:
             f"worker processes: {args.workers}"
         )
         print()
-        header = (
-            f"{'guarantee':<14}{'scenario':<17}{'clients':>7}{'runs/s':>9}{'ratio':>9}"
-            f"{'run p50':>10}{'run p99':>10}{'step p50':>10}{'step p99':>10}{'failed':>8}{'cpu/run':>10}{'worker':>9}"
-        )
-        print(header)
+        print(f"{'guarantee':<14}{'scenario':<17}{'clients':>7}{HEADER}")
         for guarantee in args.guarantees:
-            tag = uuid.uuid4().hex[:6]
-            settings = Settings(
-                kafka_bootstrap=bootstrap,
-                topic_prefix=f"bench{tag}.",
-                app_id=f"awe-bench-{tag}",
-                data_dir=log_dir / "data",
-                partitions=args.partitions,
-                processing_guarantee=guarantee,
-                commit_interval_s=args.commit_interval,
-                http_concurrency=128,
-            )
-            ensure_topics(settings)
-            registry = DefinitionRegistry(settings)
-            defs = workflows(server.url)
-            for wf in defs.values():
-                registry.register(settings.tenant, validate_definition(wf))
-            registry.close()
-            workers = [start_worker(settings, log_dir, i) for i in range(args.workers)]
-            try:
-                producer = Producer(producer_config(settings, **{"linger.ms": 1}))
-                loop = asyncio.new_event_loop()
-                waiter = Waiter(settings, loop)
-                # A few seconds per worker: each one joining the group moves partitions once more.
-                warm_up = closed_loop(settings, waiter, producer, defs["transform_chain"]["name"], 4, 2 * args.workers)
-                loop.run_until_complete(warm_up)
+            with Session(bootstrap, guarantee, server.url, log_dir, args) as session:
                 for scenario in args.scenarios:
                     for clients in args.clients:
-                        t = loop.run_until_complete(
-                            closed_loop(
-                                settings,
-                                waiter,
-                                producer,
-                                defs[scenario]["name"],
-                                clients,
-                                args.seconds,
-                                [w.pid for w in workers],
-                            )
-                        )
-                        rate = t.rate
-                        steps = t.step_latencies
-                        step50 = f"{pct(steps, 0.5) * 1000:>8.1f}ms" if steps else f"{'n/a':>10}"
-                        step99 = f"{pct(steps, 0.99) * 1000:>8.1f}ms" if steps else f"{'n/a':>10}"
-                        print(
-                            f"{guarantee:<14}{scenario:<17}{clients:>7}{rate:>9.1f}{rate / raw:>9.5f}"
-                            f"{pct(t.run_latencies, 0.5) * 1000:>8.1f}ms{pct(t.run_latencies, 0.99) * 1000:>8.1f}ms"
-                            f"{step50}{step99}{t.failed:>8}"
-                            f"{t.cpu_per_run_ms(t.machine_cpu_s):>10}{t.cpu_per_run_ms(t.worker_cpu_s):>9}",
-                            flush=True,
-                        )
-                waiter.stop.set()
-                waiter.thread.join(5)
-                loop.close()
-            finally:
-                for worker in workers:
-                    worker.terminate()
-                for worker in workers:
-                    worker.wait(30)
+                        t = session.measure(scenario, clients, args.seconds)
+                        print(f"{guarantee:<14}{scenario:<17}{clients:>7}{t.row(raw)}", flush=True)
         print()
         print("ratio = runs/s divided by the raw produce rate measured above, in this same run.")
         print("step = NodeScheduled to NodeSucceeded of an executor step (orchestrator clock); transform steps")
