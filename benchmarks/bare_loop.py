@@ -12,6 +12,7 @@ workflows need none of these, so the figures bound what moving the orchestrator 
 the same machine, in the same run, against the same broker.
 
     python benchmarks/bare_loop.py --seconds 12 --clients 1 16 64 --rounds 2
+    python benchmarks/bare_loop.py --scenarios transform_chain fan_out_10 --clients 64
 """
 
 from __future__ import annotations
@@ -168,6 +169,7 @@ async def serve(settings: Settings) -> None:
 
 
 def compare(args: argparse.Namespace) -> None:
+    """Alternate awe's worker and the bare loop, ``args.rounds`` times; print every cell, then the means."""
     with ExitStack() as stack:
         bootstrap = broker(stack)
         server = LoopbackServer()
@@ -175,32 +177,36 @@ def compare(args: argparse.Namespace) -> None:
         log_dir = Path(tempfile.mkdtemp(prefix="awe-bench-bare-"))
         raw = raw_produce_rate(bootstrap)
         print(f"baseline: raw confluent-kafka produce {raw:,.0f} msg/s; logs in {log_dir}")
-        print(f"http chain, {args.seconds:.0f} s cells, {args.rounds} rounds; awe and the bare loop alternate")
+        print(f"{args.seconds:.0f} s cells, {args.rounds} rounds; awe and the bare loop alternate")
         print()
-        print(f"{'runner':<7}{'guarantee':<14}{'clients':>7}{HEADER}")
+        print(f"{'runner':<7}{'guarantee':<14}{'scenario':<17}{'clients':>7}{HEADER}")
         bare = [sys.executable, str(Path(__file__).resolve()), "--serve"]
-        rates: dict[tuple[str, str, int], list[float]] = defaultdict(list)
-        cpu: dict[tuple[str, str, int], list[float]] = defaultdict(list)
+        cells = [(g, s, c) for g in args.guarantees for s in args.scenarios for c in args.clients]
+        rates: dict[tuple[str, str, str, int], list[float]] = defaultdict(list)
+        cpu: dict[tuple[str, str, str, int], list[float]] = defaultdict(list)
         for _ in range(args.rounds):
             for guarantee in args.guarantees:
                 for runner, command in (("awe", None), ("bare", bare)):
                     with Session(bootstrap, guarantee, server.url, log_dir, args, command) as session:
-                        for clients in args.clients:
-                            t: Tally = session.measure("http_chain", clients, args.seconds)
-                            print(f"{runner:<7}{guarantee:<14}{clients:>7}{t.row(raw)}", flush=True)
-                            rates[(runner, guarantee, clients)].append(t.rate)
+                        for scenario, clients in [(s, c) for g, s, c in cells if g == guarantee]:
+                            t: Tally = session.measure(scenario, clients, args.seconds)
+                            print(f"{runner:<7}{guarantee:<14}{scenario:<17}{clients:>7}{t.row(raw)}", flush=True)
+                            rates[(runner, guarantee, scenario, clients)].append(t.rate)
                             if t.done:
-                                cpu[(runner, guarantee, clients)].append(t.worker_cpu_s / t.done * 1000)
+                                cpu[(runner, guarantee, scenario, clients)].append(t.worker_cpu_s / t.done * 1000)
         print()
-        print(f"{'guarantee':<14}{'clients':>7}{'awe runs/s':>12}{'bare runs/s':>12}{'bare/awe':>10}  worker CPU/run")
-        for guarantee in args.guarantees:
-            for clients in args.clients:
-                awe, fast = (statistics.mean(rates[(r, guarantee, clients)]) for r in ("awe", "bare"))
-                awe_cpu, fast_cpu = (statistics.mean(cpu[(r, guarantee, clients)] or [0.0]) for r in ("awe", "bare"))
-                print(
-                    f"{guarantee:<14}{clients:>7}{awe:>12.1f}{fast:>12.1f}{fast / awe:>10.2f}"
-                    f"{awe_cpu:>10.2f} / {fast_cpu:.2f} ms"
-                )
+        print(
+            f"{'guarantee':<14}{'scenario':<17}{'clients':>7}{'awe runs/s':>12}{'bare runs/s':>12}{'bare/awe':>10}"
+            "  worker CPU/run"
+        )
+        for guarantee, scenario, clients in cells:
+            awe, fast = (statistics.mean(rates[(r, guarantee, scenario, clients)]) for r in ("awe", "bare"))
+            key = (guarantee, scenario, clients)
+            awe_cpu, fast_cpu = (statistics.fmean(cpu[(r, *key)] or [0.0]) for r in ("awe", "bare"))
+            print(
+                f"{guarantee:<14}{scenario:<17}{clients:>7}{awe:>12.1f}{fast:>12.1f}{fast / awe:>10.2f}"
+                f"{awe_cpu:>10.2f} / {fast_cpu:.2f} ms"
+            )
         print()
         print("Means over the rounds. worker CPU/run: the worker process (awe) against the bare loop's process.")
 
@@ -210,6 +216,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=12.0, help="measured seconds per cell")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--guarantees", nargs="+", default=["exactly_once", "at_least_once"])
+    parser.add_argument("--scenarios", nargs="+", default=["http_chain"], help="of benchmarks/engine.py")
     parser.add_argument("--rounds", type=int, default=2, help="awe and the bare loop alternate this many times")
     parser.add_argument("--serve", action="store_true", help="run the bare loop (the benchmark starts it)")
     args = parser.parse_args()
