@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 from schemas.commands import new_id
 from schemas.state import RunState
 from streams.partitioning import partition_for
-from tests.harness import Engine, FlakyServer
+from tests.harness import Engine, FlakyServer, unique_settings
 
 
 def _name() -> str:
@@ -331,3 +332,27 @@ def test_an_output_too_large_for_a_record_fails_its_node_once_and_the_worker_goe
     after = engine.run("too-big", {"url": f"{http_server.url}/big/{3 << 20}"}, timeout=60)
     assert after.status == "succeeded"
     assert len(after.nodes["get"].output["json"]) == (3 << 20) - 2
+
+
+def test_a_saturated_executor_runs_every_task_once(
+    kafka_bootstrap: str, tmp_path: Path, http_server: FlakyServer
+) -> None:
+    # One task at a time: past two taken tasks the http executor pauses its partitions, and resumes them as
+    # tasks finish (restarting their fetch where they stand). Through all of it no task is lost or run twice.
+    engine = Engine(unique_settings(kafka_bootstrap, http_concurrency=1), tmp_path)
+    try:
+        engine.start_worker()
+        key = uuid.uuid4().hex[:8]
+        branches = {
+            f"b{i}": {"kind": "http", "method": "POST", "url": f"{http_server.url}/{key}/{i}", "depends_on": ["root"]}
+            for i in range(12)
+        }
+        wf: dict[str, Any] = {"name": _name(), "nodes": {"root": {"kind": "transform", "output": 1}, **branches}}
+        engine.apply(wf)
+        started = [engine.start(wf["name"]) for _ in range(3)]
+        states = [engine.wait(run_id, offset) for run_id, offset in started]
+        assert [s.status for s in states] == ["succeeded"] * 3
+        assert all(s.nodes[b].attempts == 1 for s in states for b in branches)
+        assert {p: n for p, n in http_server.hits.items() if key in p} == {f"/{key}/{i}": 3 for i in range(12)}
+    finally:
+        engine.close()
