@@ -4,6 +4,7 @@ commits and resumes go to librdkafka as they should."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -77,26 +78,30 @@ class RecordingConsumer:
         self.commits.append(({tp.partition: tp.offset for tp in offsets}, asynchronous))
 
 
-def test_one_asynchronous_commit_is_in_flight_at_a_time() -> None:
-    # The group coordinator answers a connection's requests one at a time, and a heartbeat waits behind the
-    # commits before it: a commit on every poll queued so many that the consumer's session timed out.
+@pytest.fixture
+def runner() -> Iterator[TaskRunner]:
+    """A runner whose consumer a test replaces with its stand-in (its own is closed) and never starts."""
     results = DeliveryProducer(SETTINGS)
     runner = TaskRunner(SETTINGS, Executor(SETTINGS, "http", _echo, 1), results, on_fatal=lambda err: None)
     runner.consumer.close()
+    yield runner
+    results.close()
+
+
+def test_one_asynchronous_commit_is_in_flight_at_a_time(runner: TaskRunner) -> None:
+    # The group coordinator answers a connection's requests one at a time, and a heartbeat waits behind the
+    # commits before it: a commit on every poll queued so many that the consumer's session timed out.
     consumer = runner.consumer = RecordingConsumer()  # type: ignore[assignment]
-    try:
-        runner._pending = {("t", 0): Commit(5, 0)}
-        runner._commit_pending(asynchronous=True)
-        runner._pending.update({("t", 0): Commit(7, 0), ("t", 1): Commit(2, 0)})
-        runner._commit_pending(asynchronous=True)
-        assert consumer.commits == [({0: 5}, True)]
-        runner._on_commit(None, [])
-        runner._commit_pending(asynchronous=True)
-        runner._pending = {("t", 1): Commit(3, 0)}
-        runner._commit_pending(asynchronous=False)  # a revocation commits what finished, whatever is in flight
-        assert consumer.commits == [({0: 5}, True), ({0: 7, 1: 2}, True), ({1: 3}, False)]
-    finally:
-        results.close()
+    runner._pending = {("t", 0): Commit(5, 0)}
+    runner._commit_pending(asynchronous=True)
+    runner._pending.update({("t", 0): Commit(7, 0), ("t", 1): Commit(2, 0)})
+    runner._commit_pending(asynchronous=True)
+    assert consumer.commits == [({0: 5}, True)]
+    runner._on_commit(None, [])
+    runner._commit_pending(asynchronous=True)
+    runner._pending = {("t", 1): Commit(3, 0)}
+    runner._commit_pending(asynchronous=False)  # a revocation commits what finished, whatever is in flight
+    assert consumer.commits == [({0: 5}, True), ({0: 7, 1: 2}, True), ({1: 3}, False)]
 
 
 class PausingConsumer:
@@ -118,15 +123,9 @@ class PausingConsumer:
         self.calls.append(("seek", (partition.partition, partition.offset)))
 
 
-def test_a_resume_restarts_the_fetch_where_each_partition_stands() -> None:
+def test_a_resume_restarts_the_fetch_where_each_partition_stands(runner: TaskRunner) -> None:
     # librdkafka fetched a resumed partition only when its broker thread next woke on its own: a saturated
     # executor idled up to 0.75 s after every resume. A seek to the same position restarts the fetch at once.
-    results = DeliveryProducer(SETTINGS)
-    runner = TaskRunner(SETTINGS, Executor(SETTINGS, "http", _echo, 1), results, on_fatal=lambda err: None)
-    runner.consumer.close()
     consumer = runner.consumer = PausingConsumer()  # type: ignore[assignment]
-    try:
-        runner._resume()
-        assert consumer.calls == [("resume", [0, 1]), ("seek", (0, 42))]
-    finally:
-        results.close()
+    runner._resume()
+    assert consumer.calls == [("resume", [0, 1]), ("seek", (0, 42))]
