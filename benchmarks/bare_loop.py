@@ -187,7 +187,9 @@ def compare(args: argparse.Namespace) -> None:
         for _ in range(args.rounds):
             for guarantee in args.guarantees:
                 for runner, command in (("awe", None), ("bare", bare)):
-                    with Session(bootstrap, guarantee, server.url, log_dir, args, command) as session:
+                    runner_dir = log_dir / runner  # each runner's worker logs apart
+                    runner_dir.mkdir(exist_ok=True)
+                    with Session(bootstrap, guarantee, server.url, runner_dir, args, command) as session:
                         for scenario, clients in [(s, c) for g, s, c in cells if g == guarantee]:
                             t: Tally = session.measure(scenario, clients, args.seconds)
                             print(f"{runner:<7}{guarantee:<14}{scenario:<17}{clients:>7}{t.row(raw)}", flush=True)
