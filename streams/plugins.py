@@ -9,20 +9,16 @@ they would a binary on a host; a name can carry a prefix (``acme.redact``) to ke
 from __future__ import annotations
 
 import hashlib
-import threading
-import time
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.plugins import PLUGIN_NAME_PATTERN, PluginManifest, PluginRef
 from streams.codec import decode, encode
-from streams.consuming import assign
+from streams.compacted import CompactedView
 from streams.exceptions import PluginConflictError
 from streams.producer import RecordProducer
-from streams.retry import retry_retriable
 from streams.settings import Settings
 from streams.topics import Catalog, Role
 
@@ -61,73 +57,21 @@ class RegisteredPlugin(BaseModel):
         return f"{newest} (sha256:{self.sha256[:12]})"
 
 
-class PluginRegistry:
+class PluginRegistry(CompactedView):
     """An in-memory view of ``awe.plugins``: caught up on demand, or kept live by ``follow`` (thread-safe)."""
 
     def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._topic = Catalog(settings).name(Role.PLUGINS)
+        super().__init__(
+            settings,
+            Catalog(settings).name(Role.PLUGINS),
+            reader_group="awe-plugins-reader",
+            **{"fetch.message.max.bytes": _RECORD_BYTES},
+        )
         self._by_sha: dict[str, RegisteredPlugin] = {}
-        self._position = 0
-        self._lock = threading.Lock()
-        self._consumer: Consumer | None = None
-        self._stop = threading.Event()
-        self._follower: threading.Thread | None = None
 
-    def _reader(self) -> Consumer:
-        if self._consumer is None:
-            self._consumer = Consumer(
-                {
-                    "bootstrap.servers": self._settings.kafka_bootstrap,
-                    "group.id": "awe-plugins-reader",
-                    "enable.auto.commit": False,
-                    "fetch.message.max.bytes": _RECORD_BYTES,
-                }
-            )
-            assign(self._consumer, [TopicPartition(self._topic, 0, OFFSET_BEGINNING)])
-        return self._consumer
-
-    def follow(self) -> None:
-        """Keep the view current from a background thread, so lookups never wait on the broker (workers)."""
-        if self._follower is None:
-            self._follower = threading.Thread(target=self._tail, name="awe-plugins", daemon=True)
-            self._follower.start()
-
-    def _tail(self) -> None:
-        while not self._stop.is_set():
-            with self._lock:
-                msg = self._reader().poll(0.05)
-                if msg is not None and not msg.error():
-                    self._apply(msg.offset() or 0, msg.value())
-            time.sleep(0.001)  # hand the lock to a waiting refresh
-
-    def _apply(self, offset: int, value: bytes | None) -> None:
-        self._position = offset + 1
-        if value:
-            record = decode(value, RegisteredPlugin)
-            self._by_sha[record.sha256] = record
-
-    def close(self) -> None:
-        """Stop following and release the reader's connection."""
-        self._stop.set()
-        if self._follower is not None:
-            self._follower.join(5)
-        with self._lock:
-            if self._consumer is not None:
-                self._consumer.close()
-                self._consumer = None
-
-    def refresh(self, timeout: float = 10.0) -> None:
-        """Read every record written since the last refresh, up to the topic's current end."""
-        with self._lock:
-            consumer = self._reader()
-            started = time.monotonic()
-            tp = TopicPartition(self._topic, 0)
-            _low, high = retry_retriable(lambda: consumer.get_watermark_offsets(tp, timeout=timeout, cached=False))
-            while self._position < high and time.monotonic() - started < timeout:
-                msg = consumer.poll(0.5)
-                if msg is not None and not msg.error():
-                    self._apply(msg.offset() or 0, msg.value())
+    def _apply(self, value: bytes) -> None:
+        record = decode(value, RegisteredPlugin)
+        self._by_sha[record.sha256] = record
 
     def get(self, ref: PluginRef) -> RegisteredPlugin | None:
         """The plugin ``ref`` names, from what has been read so far (a name alone: its newest version)."""

@@ -1,0 +1,86 @@
+"""An in-memory view of a one-partition compacted topic: caught up on demand, or kept live in a thread.
+
+The definitions and the plugins registries are such views; each says how a record changes it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from streams.consuming import assign
+from streams.retry import retry_retriable
+from streams.settings import Settings
+
+
+class CompactedView:
+    """Reads ``topic`` from the beginning into memory, thread-safe; subclasses fold each record in ``_apply``."""
+
+    def __init__(self, settings: Settings, topic: str, *, reader_group: str, **reader_config: Any) -> None:
+        self._settings = settings
+        self._topic = topic
+        self._reader_config = {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": reader_group,
+            "enable.auto.commit": False,
+            **reader_config,
+        }
+        self._position = 0
+        self._lock = threading.Lock()
+        self._consumer: Consumer | None = None
+        self._stop = threading.Event()
+        self._follower: threading.Thread | None = None
+
+    def _apply(self, value: bytes) -> None:
+        """Fold one non-empty record into the view (called with the lock held)."""
+        raise NotImplementedError
+
+    def _reader(self) -> Consumer:
+        if self._consumer is None:
+            self._consumer = Consumer(self._reader_config)
+            assign(self._consumer, [TopicPartition(self._topic, 0, OFFSET_BEGINNING)])
+        return self._consumer
+
+    def _read(self, offset: int, value: bytes | None) -> None:
+        self._position = offset + 1
+        if value:
+            self._apply(value)
+
+    def follow(self) -> None:
+        """Keep the view current from a background thread, so lookups never wait on the broker (workers)."""
+        if self._follower is None:
+            self._follower = threading.Thread(target=self._tail, name=f"follow-{self._topic}", daemon=True)
+            self._follower.start()
+
+    def _tail(self) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                msg = self._reader().poll(0.05)
+                if msg is not None and not msg.error():
+                    self._read(msg.offset() or 0, msg.value())
+            time.sleep(0.001)  # hand the lock to a waiting refresh
+
+    def close(self) -> None:
+        """Stop following and release the reader's connection."""
+        self._stop.set()
+        if self._follower is not None:
+            self._follower.join(5)
+        with self._lock:
+            if self._consumer is not None:
+                self._consumer.close()
+                self._consumer = None
+
+    def refresh(self, timeout: float = 10.0) -> None:
+        """Read every record written since the last refresh, up to the topic's current end."""
+        with self._lock:
+            consumer = self._reader()
+            started = time.monotonic()
+            tp = TopicPartition(self._topic, 0)
+            _low, high = retry_retriable(lambda: consumer.get_watermark_offsets(tp, timeout=timeout, cached=False))
+            while self._position < high and time.monotonic() - started < timeout:
+                msg = consumer.poll(0.5)
+                if msg is not None and not msg.error():
+                    self._read(msg.offset() or 0, msg.value())
