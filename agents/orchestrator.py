@@ -33,6 +33,7 @@ from streams.exceptions import ProduceError
 from streams.partitioning import partition_for
 from streams.producer import RecordProducer
 from streams.registry import DefinitionRegistry
+from streams.runstore import RUN_STORE_URL, RunStore
 from streams.settings import Settings
 from streams.topics import Catalog, Role
 from streams.writer import PartitionWriter
@@ -64,6 +65,7 @@ class Orchestrator:
             key_type=bytes,
             value_type=RunStateValue,
             extra_topic_configs={"max.message.bytes": str(settings.record_max_bytes)},
+            store=RUN_STORE_URL,
         )
         app.agent(self.source, name="awe.orchestrator")(self._process)
         app.timer(interval=settings.timer_tick_s, name="awe.timers")(self._tick)
@@ -132,11 +134,16 @@ class Orchestrator:
         # (``runs[key] = state``), which queues the record for a background task: that send could land
         # after this record's ack, in the next transaction, or between two transactions.
         encoded = encode(state)
-        self.runs.data[key] = stored_state(state, encoded)
+        self._store().put(key, stored_state(state, encoded), partition)
         await write(self._changelog(), key, encoded, partition=partition, source_partition=partition)
         self.wheel.arm(state.run_id, state.tenant_id, decision.timers)
         if state.terminal:
             log.debug("run %s %s", state.run_id, state.status, extra={"run_id": state.run_id})
+
+    def _store(self) -> RunStore:
+        store = self.runs.data
+        assert isinstance(store, RunStore)
+        return store
 
     def _changelog(self) -> str:
         if self._changelog_topic is None:
@@ -181,7 +188,7 @@ class Orchestrator:
             return
         if self._wheel_stale:
             self._wheel_stale = False
-            states = [v for v in self.runs.values() if isinstance(v, RunState)]
+            states = [v for v in self._store().live_values() if isinstance(v, RunState)]
             self.wheel.rebuild(states)
             log.info("timer wheel rebuilt: %d timers of %d live runs", len(self.wheel), len(states))
         due = self.wheel.pop_due(time.time())
