@@ -7,6 +7,7 @@ run id, and side effects leave as tasks and timers for the edges to carry out. P
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from agents.messages import Decision, Inbound
@@ -31,7 +32,7 @@ from schemas.events import (
     RunWaiting,
     SignalReceived,
 )
-from schemas.exceptions import InputError, TemplateError
+from schemas.exceptions import InputError, Problem, TemplateError
 from schemas.state import ENDED_NODE, RunState, Timer, apply
 from schemas.tasks import Task, TaskResult, TimerFired
 from schemas.templates import evaluate_condition, render
@@ -69,13 +70,22 @@ def decide(state: RunState, inbound: Inbound) -> Decision:
     return step.decision()
 
 
-def reject(state: RunState, *, tenant_id: str, code: str, message: str, now: float, causation: str) -> Decision:
+def reject(
+    state: RunState,
+    *,
+    tenant_id: str,
+    code: str,
+    message: str,
+    now: float,
+    causation: str,
+    problems: Sequence[Problem] = (),
+) -> Decision:
     """Reject a start that could not even be read, on the run's own log; nothing for a run that exists."""
     if state.status != "pending":
         return Decision(state=state)
     state = state.model_copy(update={"tenant_id": tenant_id, "correlation_id": state.run_id})
     step = _Step(state, Inbound(message=CancelRun(run_id=state.run_id, command_id=causation), now=now))
-    step.emit(RunRejected(code=code, message=message))
+    step.emit(RunRejected(code=code, message=message, problems=list(problems)))
     return step.decision()
 
 

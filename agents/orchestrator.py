@@ -163,6 +163,7 @@ class Orchestrator:
                 message=err.message,
                 now=now,
                 causation=f"{message.topic}/{message.partition}/{message.offset}",
+                problems=detail.get("problems", ()),
             )
             if decision.events:
                 await self._carry_out(decision, message.partition)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
 import typer
+from confluent_kafka import KafkaException
 
 from awe import cli_connect, cli_fork, cli_gateway, cli_store, cli_top
 from awe.cli_common import EXIT_FAILED, err, out
 from awe.cli_common import fail as _fail
 from awe.cli_common import json_line as _json_line
+from awe.cli_common import kafka_settings as _kafka_settings
 from awe.cli_common import parse_inputs as _parse_inputs
 from awe.cli_common import report_run as _report
 from awe.cli_common import settings as _settings
@@ -21,7 +25,7 @@ from awe.cli_projections import app as projections_app
 from awe.progress import EventPrinter
 from schemas.commands import new_id
 from schemas.exceptions import AweError
-from schemas.state import fold
+from schemas.state import RunState, fold, run_view
 from schemas.validation import load_definition_text, validate_definition
 from streams.admin import ensure_topics
 from streams.client import CommandClient, follow_run
@@ -53,7 +57,8 @@ def topics_create() -> None:
     try:
         for outcome in ensure_topics(_settings()):
             verb = "created" if outcome.created else "exists "
-            out.print(f"{verb} {outcome.spec.name} ({outcome.spec.partitions} partitions)", highlight=False)
+            count = outcome.spec.partitions
+            out.print(f"{verb} {outcome.spec.name} ({count} partition{'' if count == 1 else 's'})", highlight=False)
     except AweError as e:
         _fail(e.message)
 
@@ -82,7 +87,7 @@ def workflow_apply(file: Annotated[Path, typer.Argument(help="a workflow definit
 @workflow_app.command("list")
 def workflow_list() -> None:
     """List the newest version of every workflow of the tenant."""
-    settings = _settings()
+    settings = _kafka_settings()
     registry = DefinitionRegistry(settings)
     for record in registry.list(settings.tenant):
         out.print(f"{record.name}\tversion {record.version}\t{len(record.definition.nodes)} nodes", highlight=False)
@@ -103,10 +108,10 @@ def run(
     gateway: Annotated[str | None, typer.Option("--gateway", help="talk to a gateway at URL (AWE_API_KEY)")] = None,
 ) -> None:
     """Start a run; with --wait, exit 0 on success, 1 on failure, cancel or rejection, 3 on timeout."""
-    settings = _settings()
     inputs = _parse_inputs(input or [], inputs_json)
     if gateway:
         return cli_gateway.GatewayClient(gateway).run(name, version, inputs, wait, timeout, as_json)
+    settings = _kafka_settings()
     client = CommandClient(settings)
     run_id = new_id()
     start_offset = None
@@ -120,10 +125,12 @@ def run(
         _fail(e.message, EXIT_FAILED)
     if not wait:
         if as_json:
-            _json_line({"run_id": command.run_id, "status": "running", "outputs": None, "nodes": {}})
+            _json_line(run_view(RunState(run_id=command.run_id)))  # the shape --wait prints, as it starts
         else:
             out.print(command.run_id)
         return
+    # On stderr, so stdout stays the run alone; a user who must signal the run needs its id now.
+    err.print(f"run {command.run_id} started; waiting for it to end", highlight=False)
     printer = None if as_json else EventPrinter(err)
     state = follow_run(
         settings,
@@ -145,7 +152,7 @@ def events(
     """Print a run's events in seq order (through a gateway: always as JSON lines)."""
     if gateway:
         return cli_gateway.GatewayClient(gateway).events(run_id, follow)
-    settings = _settings()
+    settings = _kafka_settings()
     printer = EventPrinter(out)
     seen: list[Any] = []
     with RunReader(settings) as reader:
@@ -179,7 +186,7 @@ def signal(
     if gateway:
         cli_gateway.GatewayClient(gateway).call("POST", f"/v1/runs/{run_id}/signals/{node}", json=payload)
     else:
-        CommandClient(_settings()).signal(run_id, node, payload)
+        CommandClient(_kafka_settings()).signal(run_id, node, payload)
     out.print(f"signal sent to {run_id} {node}", highlight=False)
 
 
@@ -193,7 +200,7 @@ def cancel(
     if gateway:
         cli_gateway.GatewayClient(gateway).call("POST", f"/v1/runs/{run_id}/cancel", json={"reason": reason})
     else:
-        CommandClient(_settings()).cancel(run_id, reason)
+        CommandClient(_kafka_settings()).cancel(run_id, reason)
     out.print(f"cancel sent to {run_id}", highlight=False)
 
 
@@ -218,9 +225,21 @@ def dev(
     """Start a broker, a worker and the examples; run one example live, approving it when it asks."""
     from awe.dev import run_dev
 
-    raise typer.Exit(run_dev(port=port, example=example, once=once, console=out, gateway_port=gateway_port))
+    try:
+        code = run_dev(port=port, example=example, once=once, console=out, gateway_port=gateway_port)
+    except AweError as e:
+        _fail(e.message, EXIT_FAILED)
+    raise typer.Exit(code)
 
 
 def main() -> None:
-    """Entry point of the ``awe`` script."""
-    app()
+    """Entry point of the ``awe`` script: a failure no command caught is one line on stderr, not a traceback."""
+    try:
+        app()
+    except KafkaException as e:
+        bootstrap = os.environ.get("AWE_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+        err.print(f"[red]error:[/red] Kafka at {bootstrap}: {e.args[0].str()}", highlight=False, soft_wrap=True)
+        sys.exit(EXIT_FAILED)
+    except AweError as e:
+        err.print(f"[red]error:[/red] {e.message}", highlight=False, soft_wrap=True)
+        sys.exit(EXIT_FAILED)

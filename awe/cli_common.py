@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from schemas.state import RunState, run_view
+from streams.admin import check_broker
+from streams.exceptions import BrokerUnavailableError
 from streams.settings import Settings
 
 out = Console()
@@ -30,6 +32,16 @@ def settings() -> Settings:
             for problem in e.errors()
         )
         fail(f"invalid setting: {escape(problems)}")
+
+
+def kafka_settings() -> Settings:
+    """:func:`settings`, once the broker has answered; else one line saying what to do, and exit 1."""
+    current = settings()
+    try:
+        check_broker(current)
+    except BrokerUnavailableError as e:
+        fail(e.message, EXIT_FAILED)
+    return current
 
 
 def fail(message: str, code: int = EXIT_INVALID) -> NoReturn:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 
-from awe.cli_common import EXIT_FAILED, err, fail, json_line, out, parse_inputs, report_run, settings
+from awe.cli_common import EXIT_FAILED, err, fail, json_line, kafka_settings, out, parse_inputs, report_run
 from awe.progress import EventPrinter
 from schemas.commands import new_id
 from schemas.exceptions import AweError
@@ -33,7 +33,7 @@ def fork(
 
     The parent's log records the fork and the child's log names its parent. Exit codes as for `awe run`.
     """
-    config = settings()
+    config = kafka_settings()
     parent = EventStore(config).state_at(run_id)
     if parent.seq == 0:
         fail(f"no events for run {run_id}", EXIT_FAILED)
@@ -87,7 +87,7 @@ def diff(
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
 ) -> None:
     """Compare two runs node by node: status, output, tokens and cost."""
-    config = settings()
+    config = kafka_settings()
     store = EventStore(config)
     sides = []
     for run_id in (run_a, run_b):

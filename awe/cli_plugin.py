@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from agents.wasm.host import make_engine
 from agents.wasm.manifest import inspect, to_wasm
-from awe.cli_common import settings
+from awe.cli_common import kafka_settings
 from schemas.exceptions import AweError
 from schemas.plugins import PLUGIN_NAME_PATTERN
 from streams.admin import ensure_topics
@@ -53,7 +53,7 @@ def add(
     if not re.match(PLUGIN_NAME_PATTERN, name):
         _fail(f"invalid plugin name {name!r}: lower-case letters, digits, _ . - (e.g. acme.redact)")
     try:
-        record, tag, created = add_plugin_file(settings(), file, name, version)
+        record, tag, created = add_plugin_file(kafka_settings(), file, name, version)
     except OSError as e:
         _fail(f"cannot read {file}: {e.strerror}")
     except AweError as e:
@@ -67,7 +67,7 @@ def add(
 @app.command("list")
 def list_plugins() -> None:
     """List every registered name@version with its hash, size and the host functions it asks for."""
-    registry = PluginRegistry(settings())
+    registry = PluginRegistry(kafka_settings())
     try:
         for tag, record in registry.list():
             imports = ",".join(str(i) for i in record.manifest.imports) or "-"

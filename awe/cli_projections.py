@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from awe.cli_common import err, json_line, out, settings
+from awe.cli_common import err, json_line, kafka_settings, out
 from streams.admin import ensure_topics
 from streams.projections import ProjectionBuilder, read_projection
 from streams.topics import Role
@@ -25,7 +25,7 @@ def rebuild(
     as_json: Annotated[bool, typer.Option("--json", help="print the outcome as one JSON line")] = False,
 ) -> None:
     """Fold awe.events from offset 0 into the projections, showing progress and events/s."""
-    config = settings()
+    config = kafka_settings()
     ensure_topics(config)
     builder = ProjectionBuilder(config)
     with Progress(
@@ -79,7 +79,7 @@ def show(
     role = _ROLES.get(name)
     if role is None:
         raise typer.BadParameter(f"choose one of {', '.join(_ROLES)}")
-    for key, value in sorted(read_projection(settings(), role).items()):
+    for key, value in sorted(read_projection(kafka_settings(), role).items()):
         if as_json:
             json_line({"key": key, "value": value})
         else:

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from agents.replay import replay
-from awe.cli_common import EXIT_FAILED, EXIT_OK, fail, json_line, out, settings
+from awe.cli_common import EXIT_FAILED, EXIT_OK, fail, json_line, kafka_settings, out
 from schemas.audit import decisions
 from schemas.envelope import Envelope
 from schemas.exceptions import AweError
@@ -44,7 +44,7 @@ def state(
         fail("give at most one of --at-seq, --at-time and --at-offset")
     when = parse_time(at_time) if at_time is not None else None
     try:
-        found = EventStore(settings()).state_at(run_id, seq=at_seq, offset=at_offset, at=when)
+        found = EventStore(kafka_settings()).state_at(run_id, seq=at_seq, offset=at_offset, at=when)
     except AweError as e:
         fail(e.message, EXIT_FAILED)
     if found.seq == 0:
@@ -79,7 +79,7 @@ def replay_run(
         events = [Envelope.model_validate(orjson.loads(line)) for line in file.read_text().splitlines() if line]
     else:
         assert run_id is not None
-        events = [r.envelope for r in EventStore(settings()).run_events(run_id)]
+        events = [r.envelope for r in EventStore(kafka_settings()).run_events(run_id)]
     if not events:
         fail(f"no events for run {run_id}", EXIT_FAILED)
     report = replay(events)
@@ -110,7 +110,7 @@ def log(
     if from_offset is not None and from_time is not None:
         fail("give --from-offset or --from-time, not both")
     when = parse_time(from_time) if from_time is not None else None
-    store = EventStore(settings())
+    store = EventStore(kafka_settings())
     for record in store.records(partitions=partition, from_offset=from_offset, from_time=when, follow=follow):
         e = record.envelope
         if as_json:
@@ -133,7 +133,7 @@ def audit(
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per AI decision")] = False,
 ) -> None:
     """Print, for each AI decision of a run, the chain from the command that started the run to the answer."""
-    events = [r.envelope for r in EventStore(settings()).run_events(run_id)]
+    events = [r.envelope for r in EventStore(kafka_settings()).run_events(run_id)]
     if not events:
         fail(f"no events for run {run_id}", EXIT_FAILED)
     start = events[0]

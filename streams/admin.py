@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
@@ -27,16 +28,29 @@ def admin_client(settings: Settings) -> AdminClient:
     return AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
 
 
+def _topics(admin: AdminClient, settings: Settings, timeout: float) -> dict[str, Any]:
+    try:
+        topics: dict[str, Any] = admin.list_topics(timeout=timeout).topics
+    except KafkaException as err:
+        raise BrokerUnavailableError(
+            f"Kafka at {settings.kafka_bootstrap} did not answer ({err.args[0].str()}): start one with "
+            "`awe kafka up`, or point AWE_KAFKA_BOOTSTRAP at yours"
+        ) from err
+    return topics
+
+
+def check_broker(settings: Settings, timeout: float = 5.0) -> None:
+    """Raise BrokerUnavailableError, one line that says what to do, unless the broker answers in time."""
+    # librdkafka logs every refused connection on stderr; the error raised says it once.
+    quiet = AdminClient({"bootstrap.servers": settings.kafka_bootstrap, "log_level": 2})
+    _topics(quiet, settings, timeout)
+
+
 def ensure_topics(settings: Settings, timeout: float = 15.0) -> list[TopicOutcome]:
     """Create every catalog topic that is missing; raise TopicMismatchError for one with other partitions."""
     admin = admin_client(settings)
     catalog = Catalog(settings)
-    try:
-        existing = admin.list_topics(timeout=timeout).topics
-    except KafkaException as err:
-        raise BrokerUnavailableError(
-            f"Kafka at {settings.kafka_bootstrap} did not answer: {err}; start one with `awe kafka up`"
-        ) from err
+    existing = _topics(admin, settings, timeout)
     outcomes: list[TopicOutcome] = []
     wanted: list[TopicSpec] = []
     for spec in catalog.specs():

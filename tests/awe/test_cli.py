@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from tests.harness import REPO, Engine, settings_env
+from tests.harness import REPO, Engine, free_port, settings_env
 
 ENVELOPE_FIELDS = {
     "event_id",
@@ -94,6 +94,8 @@ def test_run_wait_json_success_and_events(engine: Engine) -> None:
     done = awe(engine, "run", "cli-ok", "--input", "x=21", "--input", "tag=hi", "--wait", "--json")
     assert done.returncode == 0, done.stderr
     run = last_json(done.stdout)
+    # Said before the run ends, so a user can signal or cancel the run while the command waits.
+    assert done.stderr.startswith(f"run {run['run_id']} started")
     assert set(run) >= {"run_id", "status", "outputs", "nodes"}
     assert run["status"] == "succeeded"
     assert run["outputs"] == {"y": 42, "tag": "hi"}
@@ -142,7 +144,10 @@ def test_inputs_json_and_signal_and_cancel(engine: Engine) -> None:
         }
     )
     started = awe(engine, "run", "cli-approve", "--inputs-json", '{"items": [1, 2, 3]}', "--json")
-    run_id = last_json(started.stdout)["run_id"]
+    view = last_json(started.stdout)
+    assert set(view) == {"run_id", "status", "outputs", "nodes", "error", "usage"}  # as --wait prints it
+    assert view["status"] == "running"
+    run_id = view["run_id"]
     signalled = awe(engine, "signal", run_id, "ok", "--data", '{"approve": true, "by": "cli"}')
     assert signalled.returncode == 0, signalled.stderr
     state = engine.wait(run_id, timeout=30)
@@ -170,3 +175,14 @@ def test_a_bad_setting_exits_2_naming_the_variable(engine: Engine) -> None:
     assert done.returncode == 2
     assert "AWE_PARTITIONS='six'" in done.stderr and "valid integer" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_without_a_broker_every_command_says_so_in_one_line(engine: Engine) -> None:
+    env = {**settings_env(engine.settings), "AWE_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}"}
+    for args in (["run", "cli-ok", "--wait"], ["events", "r"], ["workflow", "list"], ["signal", "r", "n"], ["log"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "awe", *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 1, args
+        assert done.stderr.count("\n") == 1, (args, done.stderr)  # one line, no librdkafka log, no traceback
+        assert "did not answer" in done.stderr and "awe kafka up" in done.stderr, args

@@ -68,6 +68,8 @@ def test_schema_violation_with_run_id_is_rejected_on_the_run(engine: Engine) -> 
     assert isinstance(state, RunState)
     assert state.status == "rejected"
     assert state.error is not None and state.error.code == "schema_mismatch"
+    [rejected] = [e for e in engine.events(run_id) if e.type == "RunRejected"]
+    assert [p["path"] for p in rejected.payload["problems"]] == ["StartRun.workflow", "StartRun.inputs"]
 
 
 def test_unknown_workflow_and_bad_inputs_are_rejected_and_the_worker_keeps_running(engine: Engine) -> None:
