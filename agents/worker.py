@@ -152,6 +152,9 @@ def run_worker(settings: Settings, *, loglevel: str = "info") -> None:
     if settings.log_format == "json":
         app.conf.loghandlers = [json_log_handler()]
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    # Faust draws a spinner on a terminal at levels above info; under `awe dev` it shares the terminal
+    # with the demo's own output and keeps drawing until Ctrl-C.
+    worker.spinner = None
     tune_gc()
     worker.execute_from_commandline()
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from awe.cli_common import EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, err, fail, json_line, out, settings
+from awe.cli_common import EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, fail, json_line, kafka_settings, out, settings
 from schemas.envelope import Envelope
 from schemas.exceptions import AweError
 from schemas.state import TERMINAL_RUN
@@ -65,21 +65,14 @@ def gateway(
     """Serve REST (/v1, /openapi.json, /docs) and the WebSocket /v1/stream until Ctrl-C."""
     import uvicorn
 
-    from gateway.app import OPEN_WARNING, create_app
+    from gateway.app import create_app
 
-    config = settings()
+    config = kafka_settings()
     try:
         ensure_topics(config)
         app = create_app(config, require_auth=require_auth, replayer=replay_report)
     except AweError as e:
         fail(e.message)
-    if (
-        config.api_keys is None
-        and config.api_keys_file is None
-        and config.jwt_secret is None
-        and (config.jwt_public_key_file is None)
-    ):
-        err.print(f"[bold red]WARNING:[/bold red] {OPEN_WARNING}", highlight=False)
     collect_rarely()
     json_logs: dict[str, Any] = {}
     if config.log_format == "json":
