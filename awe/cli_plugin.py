@@ -25,20 +25,27 @@ _err = Console(stderr=True)
 
 
 def add_plugin_file(
-    settings: Settings, path: Path, name: str, version: str | None = None
+    settings: Settings,
+    path: Path,
+    name: str,
+    version: str | None = None,
+    registry: PluginRegistry | None = None,
 ) -> tuple[RegisteredPlugin, PluginTag, bool]:
     """Check the module in ``path`` (``.wasm`` or ``.wat``) against the ABI and register it as ``name``.
 
     Returns the record, its tag and whether it was new. Raises :class:`AweError` subclasses with a code.
+    A caller adding several plugins passes one ``registry`` (topics already created) for all of them.
     """
     wasm = to_wasm(path.read_bytes())
     manifest = inspect(make_engine(), wasm)
-    ensure_topics(settings)
-    registry = PluginRegistry(settings)
-    try:
+    if registry is not None:
         return registry.add(wasm, manifest, name, version)
+    ensure_topics(settings)
+    own = PluginRegistry(settings)
+    try:
+        return own.add(wasm, manifest, name, version)
     finally:
-        registry.close()
+        own.close()
 
 
 @app.command("add")

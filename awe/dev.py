@@ -23,6 +23,7 @@ from schemas.validation import load_definition_text, validate_definition
 from streams import launcher
 from streams.admin import ensure_topics
 from streams.client import CommandClient, follow_run
+from streams.plugins import PluginRegistry
 from streams.reader import RunReader
 from streams.registry import DefinitionRegistry
 from streams.settings import Settings
@@ -94,9 +95,11 @@ def run_dev(*, port: int, example: str, once: bool, console: Console, gateway_po
     gateway: subprocess.Popen[bytes] | None = None
     try:
         ensure_topics(settings)
+        plugins = PluginRegistry(settings)
         for path in sorted(PLUGINS.glob("*.wasm")):
-            plugin, tag, _ = add_plugin_file(settings, path, path.stem)
+            plugin, tag, _ = add_plugin_file(settings, path, path.stem, registry=plugins)
             console.print(f"registered plugin {tag} sha256:{plugin.sha256[:12]}", highlight=False)
+        plugins.close()
         registry = DefinitionRegistry(settings)
         for path in sorted(EXAMPLES.glob("*.yaml")):
             definition = validate_definition(load_definition_text(path.read_text()))

@@ -12,6 +12,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from streams.consuming import assign
+from streams.producer import RecordProducer
 from streams.retry import retry_retriable
 from streams.settings import Settings
 
@@ -19,9 +20,19 @@ from streams.settings import Settings
 class CompactedView:
     """Reads ``topic`` from the beginning into memory, thread-safe; subclasses fold each record in ``_apply``."""
 
-    def __init__(self, settings: Settings, topic: str, *, reader_group: str, **reader_config: Any) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        topic: str,
+        *,
+        reader_group: str,
+        writer_config: dict[str, Any] | None = None,
+        **reader_config: Any,
+    ) -> None:
         self._settings = settings
         self._topic = topic
+        self._writer_config = writer_config or {}
+        self._writer: RecordProducer | None = None
         self._reader_config = {
             "bootstrap.servers": settings.kafka_bootstrap,
             "group.id": reader_group,
@@ -37,6 +48,17 @@ class CompactedView:
     def _apply(self, value: bytes) -> None:
         """Fold one non-empty record into the view (called with the lock held)."""
         raise NotImplementedError
+
+    def _write(self, key: str, value: bytes) -> None:
+        """Write one record and wait until the broker has it.
+
+        One producer serves every write of the view: a new one would ask the broker for a producer id each
+        time, which on a broker that just started waits for its coordinator to load.
+        """
+        if self._writer is None:
+            self._writer = RecordProducer(self._settings, **self._writer_config)
+        self._writer.produce(self._topic, key, value)
+        self._writer.flush()
 
     def _reader(self) -> Consumer:
         if self._consumer is None:

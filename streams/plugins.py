@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,7 +17,6 @@ from schemas.plugins import PLUGIN_NAME_PATTERN, PluginManifest, PluginRef
 from streams.codec import decode, encode
 from streams.compacted import CompactedView
 from streams.exceptions import PluginConflictError
-from streams.producer import RecordProducer
 from streams.settings import Settings
 from streams.topics import Catalog, Role
 
@@ -65,6 +63,7 @@ class PluginRegistry(CompactedView):
             settings,
             Catalog(settings).name(Role.PLUGINS),
             reader_group="awe-plugins-reader",
+            writer_config={"message.max.bytes": _RECORD_BYTES},
             **{"fetch.message.max.bytes": _RECORD_BYTES},
         )
         self._by_sha: dict[str, RegisteredPlugin] = {}
@@ -134,10 +133,7 @@ class PluginRegistry(CompactedView):
         existing = self._by_sha.get(sha)
         tags = [*(existing.tags if existing else []), tag]
         record = RegisteredPlugin(sha256=sha, module=wasm, manifest=manifest, tags=tags)
-        large: dict[str, Any] = {"message.max.bytes": _RECORD_BYTES}
-        producer = RecordProducer(self._settings, **large)
-        producer.produce(self._topic, sha, encode(record))
-        producer.flush()
+        self._write(sha, encode(record))
         with self._lock:
             self._by_sha[sha] = record
         return record, tag, True

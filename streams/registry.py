@@ -13,7 +13,6 @@ from pydantic import BaseModel, ConfigDict
 from schemas.definition import WorkflowDefinition
 from streams.codec import decode, encode
 from streams.compacted import CompactedView
-from streams.producer import RecordProducer
 from streams.settings import Settings
 from streams.topics import Catalog, Role
 
@@ -85,9 +84,7 @@ class DefinitionRegistry(CompactedView):
             definition=definition,
             registered_at=datetime.now(UTC),
         )
-        producer = RecordProducer(self._settings)
-        producer.produce(self._topic, record.key, encode(record))
-        producer.flush()
+        self._write(record.key, encode(record))
         with self._lock:
             self._by_name.setdefault((tenant_id, record.name), {})[record.version] = record
         return record, True

@@ -154,3 +154,22 @@ def test_a_rebalance_abandons_the_rest_of_a_fetched_batch(tmp_path: Path) -> Non
 def test_records_fetched_after_a_rebalance_ended_are_handed_on(tmp_path: Path) -> None:
     handed, _ = _drain(tmp_path, 5, rebalance_while_fetching=True)
     assert handed == list(range(5))
+
+
+def test_recovery_waits_briefly_for_a_record_that_is_a_transaction_marker(tmp_path: Path) -> None:
+    from faust.tables import recovery
+
+    from streams.tuning import RECOVERY_IDLE_S
+
+    create_app(Settings(kafka_bootstrap="127.0.0.1:1", data_dir=tmp_path))
+
+    async def idle_wait() -> float:
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(TimeoutError):
+            # What Faust's recovery awaits for its next changelog record, on a queue that stays empty.
+            await recovery.asyncio.wait_for(asyncio.Queue().get(), timeout=5.0)
+        return asyncio.get_running_loop().time() - started
+
+    waited = asyncio.run(idle_wait())
+    assert RECOVERY_IDLE_S <= waited < 2.5  # not Faust's 5 s, twice per recovery
+    assert recovery.asyncio.sleep is asyncio.sleep  # everything else is asyncio's own
