@@ -50,15 +50,21 @@ class CompactedView:
         raise NotImplementedError
 
     def _write(self, key: str, value: bytes) -> None:
-        """Write one record and wait until the broker has it.
+        """Write one record, wait until the broker has it, and take it into the view.
 
         One producer serves every write of the view: a new one would ask the broker for a producer id each
-        time, which on a broker that just started waits for its coordinator to load.
+        time, which on a broker that just started waits for its coordinator to load. The record counts as
+        read when the view had read everything before it; otherwise the next refresh brings the rest. Read
+        back through the consumer instead, the next refresh waited up to its fetch's long poll (~0.5 s).
         """
         if self._writer is None:
             self._writer = RecordProducer(self._settings, **self._writer_config)
         self._writer.produce(self._topic, key, value)
         self._writer.flush()
+        offset = self._writer.last_offset
+        with self._lock:
+            if offset is not None and offset == self._position:
+                self._read(offset, value)
 
     def _reader(self) -> Consumer:
         if self._consumer is None:
@@ -67,7 +73,8 @@ class CompactedView:
         return self._consumer
 
     def _read(self, offset: int, value: bytes | None) -> None:
-        self._position = offset + 1
+        # A record the view wrote itself comes back through the consumer too: never step back.
+        self._position = max(self._position, offset + 1)
         if value:
             self._apply(value)
 

@@ -38,9 +38,13 @@ class RecordProducer:
         self._producer = Producer(producer_config(settings, **overrides))
         self._errors: list[str] = []
         self._on_error = on_error
+        #: The offset of the last record the broker acknowledged (known after ``flush``).
+        self.last_offset: int | None = None
 
-    def _on_delivery(self, err: KafkaError | None, _msg: Message) -> None:
-        if err is not None:
+    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        if err is None:
+            self.last_offset = msg.offset()
+        else:
             if self._on_error is not None:
                 # A long-lived producer that never flushes (token deltas) reports here, not by raising.
                 self._on_error(str(err))

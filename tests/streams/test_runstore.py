@@ -12,7 +12,7 @@ import pytest
 from faust.types import TP
 
 from streams.app import RunStateValue, create_app
-from streams.runstore import RUN_STORE_URL, RunStore
+from streams.runstore import RUN_STORE_URL, SPILL_BATCH, RunStore
 from streams.settings import Settings
 
 
@@ -85,3 +85,12 @@ def test_the_runs_of_a_lost_partition_are_forgotten_once_recovery_ends(store: Ru
 def test_the_database_is_private_to_the_process(store: RunStore) -> None:
     [(_, name, path)] = store.data._db.execute("PRAGMA database_list").fetchall()
     assert name == "main" and path == ""  # a private temporary database: no file anyone else can open
+
+
+def test_finished_runs_reach_the_database_in_batches(store: RunStore) -> None:
+    for n in range(SPILL_BATCH + 1):
+        store.put(b"run-%d" % n, b"{}", n % 6)
+    [(on_disk,)] = store.data._db.execute("SELECT COUNT(*) FROM ended").fetchall()
+    assert on_disk == SPILL_BATCH  # one batch written; the last run waits for the next
+    assert store[b"run-%d" % SPILL_BATCH] == b"{}" and len(store) == SPILL_BATCH + 1
+    assert store.live_values() == []
