@@ -16,6 +16,9 @@ from streams.producer import RecordProducer
 from streams.retry import retry_retriable
 from streams.settings import Settings
 
+#: How long the view's consumer lets the broker hold a fetch for new records.
+READER_FETCH_WAIT_MS = 50
+
 
 class CompactedView:
     """Reads ``topic`` from the beginning into memory, thread-safe; subclasses fold each record in ``_apply``."""
@@ -37,6 +40,10 @@ class CompactedView:
             "bootstrap.servers": settings.kafka_bootstrap,
             "group.id": reader_group,
             "enable.auto.commit": False,
+            # A refresh asks for the topic's end on the same connection as the consumer's fetch, and the
+            # broker answers it only after that fetch: at librdkafka's 500 ms long poll, every refresh
+            # (each registration, each lookup of a workflow not seen yet) took half a second.
+            "fetch.wait.max.ms": READER_FETCH_WAIT_MS,
             **reader_config,
         }
         self._position = 0
