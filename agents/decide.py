@@ -33,6 +33,7 @@ from schemas.events import (
     SignalReceived,
 )
 from schemas.exceptions import InputError, Problem, TemplateError
+from schemas.signals import refuse_signal
 from schemas.state import ENDED_NODE, RunState, Timer, apply
 from schemas.tasks import Task, TaskResult, TimerFired
 from schemas.templates import evaluate_condition, render
@@ -234,14 +235,10 @@ class _Step:
         self.advance()
 
     def on_signal(self, signal: SignalRun) -> None:
-        spec = self.state.definition.nodes.get(signal.node) if self.state.definition else None
-        node = self.state.nodes.get(signal.node)
-        if spec is None or spec.kind != "approval" or node is None or node.status in ENDED_NODE:
-            return
-        if signal.node in self.state.signals:
-            return  # the first answer wins
+        if refuse_signal(self.state, signal.node) is not None:
+            return  # the first answer wins; the CLI and the gateway told the sender of any other refusal
         self.emit(SignalReceived(node_id=signal.node, data=signal.data, command_id=signal.command_id))
-        if node.status == "waiting":
+        if self.state.nodes[signal.node].status == "waiting":
             self.resolve_approval(signal.node)
             self.advance()
 

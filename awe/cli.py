@@ -25,12 +25,18 @@ from awe.cli_projections import app as projections_app
 from awe.progress import EventPrinter
 from schemas.commands import new_id
 from schemas.exceptions import AweError
+from schemas.signals import refuse_signal
 from schemas.state import RunState, fold, run_view
 from schemas.validation import load_definition_text, validate_definition
 from streams.admin import ensure_topics
 from streams.client import CommandClient, follow_run
 from streams.reader import RunReader
 from streams.registry import DefinitionRegistry
+from streams.settings import Settings
+from streams.store import EventStore
+
+# How long `awe signal` waits for a run with no event yet to start before saying there is no such run.
+FIRST_EVENT_WAIT_S = 10.0
 
 app = typer.Typer(help="awe: AI workflows on Kafka, every decision on a replayable log.", no_args_is_help=True)
 workflow_app = typer.Typer(help="Register and list workflow definitions.", no_args_is_help=True)
@@ -186,8 +192,24 @@ def signal(
     if gateway:
         cli_gateway.GatewayClient(gateway).call("POST", f"/v1/runs/{run_id}/signals/{node}", json=payload)
     else:
-        CommandClient(_kafka_settings()).signal(run_id, node, payload)
+        settings = _kafka_settings()
+        refused = refuse_signal(_run_as_it_stands(settings, run_id), node)
+        if refused is not None:
+            _fail(refused.message, EXIT_FAILED)
+        CommandClient(settings).signal(run_id, node, payload)
     out.print(f"signal sent to {run_id} {node}", highlight=False)
+
+
+def _run_as_it_stands(settings: Settings, run_id: str) -> RunState:
+    """The run's latest state; for a run with no event yet, what it is once its first event is written."""
+    store = EventStore(settings)
+    state = store.state_at(run_id)
+    if state.status == "pending":
+        # A run started a moment ago (`awe run` without --wait) has its first event once a worker took it.
+        with RunReader(settings) as reader:
+            if next(iter(reader.events(run_id, follow=True, timeout=FIRST_EVENT_WAIT_S)), None) is not None:
+                state = store.state_at(run_id)
+    return state
 
 
 @app.command("cancel")

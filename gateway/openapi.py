@@ -21,7 +21,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         401: "missing or bad credentials",
         403: "the role may not",
         404: "not found (another tenant's run too)",
-        409: "Idempotency-Key reused with another body",
+        409: "conflicts with what is recorded (a reused Idempotency-Key, a signal the run no longer takes)",
         413: "body too large",
         415: "unsupported content type",
         422: "invalid JSON, schema or inputs, with field paths",
@@ -213,7 +213,7 @@ def document() -> dict[str, Any]:
                     "summary": 'signal a node (an approval takes {"approve": true})',
                     "parameters": [_RUN_ID, _param("node", "path", {"type": "string"}, "node id")],
                     "requestBody": {"required": False, "content": {"application/json": {"schema": {}}}},
-                    "responses": {**_ok(202, "sent"), **_errors(403, 404, 413, 422)},
+                    "responses": {**_ok(202, "sent"), **_errors(403, 404, 409, 413, 422)},
                 }
             },
             "/v1/runs/{run_id}/cancel": {

@@ -45,6 +45,12 @@ class SequenceGapError(AweError):
     code = "seq_gap"
 
 
+class SignalRefusedError(AweError):
+    """A signal the run would drop: no such run or node, not an approval, or already ended or answered."""
+
+    code = "signal_refused"
+
+
 class Problem(BaseModel):
     """One thing wrong with a definition or with a run's inputs, and where.
 

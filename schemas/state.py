@@ -36,12 +36,13 @@ from schemas.events import (
 from schemas.exceptions import SequenceGapError
 from schemas.upcasting import upcast
 
-NodeStatus = Literal["pending", "scheduled", "retrying", "waiting", "succeeded", "failed", "skipped"]
+NodeStatus = Literal["pending", "scheduled", "retrying", "waiting", "succeeded", "failed", "skipped", "cancelled"]
 RunStatus = Literal["pending", "running", "waiting", "succeeded", "failed", "cancelled", "rejected"]
 TimerKind = Literal["retry", "timeout", "sleep", "deadline"]
 
 TERMINAL_RUN: frozenset[str] = frozenset({"succeeded", "failed", "cancelled", "rejected"})
-ENDED_NODE: frozenset[str] = frozenset({"succeeded", "failed", "skipped"})
+ENDED_NODE: frozenset[str] = frozenset({"succeeded", "failed", "skipped", "cancelled"})
+IN_FLIGHT_NODE: frozenset[str] = frozenset({"scheduled", "retrying", "waiting"})
 
 
 class NodeState(BaseModel):
@@ -154,6 +155,15 @@ def apply(state: RunState, event: Envelope, payload: Payload) -> RunState:
         nonlocal timers
         timers = {k: t for k, t in timers.items() if node_id is not None and t.node_id != node_id}
 
+    def abandon_in_flight() -> None:
+        # A run that ends early leaves its outstanding tasks, timers and approvals unanswered; the view
+        # says so rather than showing them still scheduled or waiting under a finished run.
+        nonlocal nodes
+        nodes = {
+            node_id: node.model_copy(update={"status": "cancelled"}) if node.status in IN_FLIGHT_NODE else node
+            for node_id, node in nodes.items()
+        }
+
     def add_timer(timer: Timer) -> None:
         nonlocal timers
         timers = {**timers, timer.timer_id: timer}
@@ -243,9 +253,11 @@ def apply(state: RunState, event: Envelope, payload: Payload) -> RunState:
         case RunFailed():
             update |= {"status": "failed", "error": payload.error, "ended_at": event.time}
             drop_timers()
+            abandon_in_flight()
         case RunCancelled():
             update |= {"status": "cancelled", "ended_at": event.time}
             drop_timers()
+            abandon_in_flight()
 
     update["nodes"] = nodes
     update["timers"] = timers

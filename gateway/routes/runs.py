@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from gateway.auth import Principal, Role
 from gateway.bodies import CancelBody, ForkBody, parse_json, parse_model, read_body
-from gateway.exceptions import InvalidRequestError, NotAvailableError, NotFoundError
+from gateway.exceptions import ConflictError, GatewayError, InvalidRequestError, NotAvailableError, NotFoundError
 from gateway.history import RawEvent, read_run
 from gateway.responses import JSONResponse
 from gateway.state import Gateway, authorize
@@ -21,9 +21,13 @@ from schemas.commands import CancelRun, SignalRun
 from schemas.envelope import Envelope
 from schemas.exceptions import ForkError
 from schemas.fork import plan_fork
+from schemas.signals import refuse_signal
 from schemas.state import RunState, evolve, run_view
 from streams.client import CommandClient
 from streams.codec import encode
+
+# What a refused signal answers: a run or node that is not there is 404, one that no longer takes it 409.
+_SIGNAL_ERRORS: dict[str, type[GatewayError]] = {"unknown_run": NotFoundError, "unknown_node": NotFoundError}
 
 _STATUSES = {"running", "waiting", "succeeded", "failed", "cancelled", "rejected"}
 
@@ -169,6 +173,11 @@ async def signal(request: Request) -> JSONResponse:
     raw = await read_body(request, gateway.settings.gateway_max_body_bytes)
     data = parse_json(raw) if raw.strip() else None
     _known(gateway, principal, run_id)
+    events = await _history(gateway, principal, run_id)
+    if events:  # a run started a moment ago may not be readable yet; the orchestrator still applies the rule
+        refused = refuse_signal(_fold(run_id, events), node)
+        if refused is not None:
+            raise _SIGNAL_ERRORS.get(refused.code, ConflictError)(refused.message, code=refused.code)
     command = SignalRun(run_id=run_id, tenant_id=principal.tenant, node=node, data=data, principal=principal.name)
     await gateway.producer.produce(gateway.commands_topic, run_id, encode(command))
     return JSONResponse({"run_id": run_id, "command_id": command.command_id}, status_code=202)

@@ -510,6 +510,7 @@ def test_a_non_retryable_error_fails_the_node_and_the_run() -> None:
     assert run.state.status == "failed" and run.state.error is not None and run.state.error.code == "bad_request"
     assert run.state.timers == {} and decision.tasks == []
     assert run.state.nodes["b"].status == "pending", "nothing runs after the run failed"
+    assert run.state.nodes["c"].status == "cancelled", "its task was abandoned with the run"
     assert run.state.ended_at == timestamp(T0 + 1)
     # The other node's result is now late.
     assert_ignored(run, TaskResult(task_id=f"{RUN}:c:1", run_id=RUN, tenant_id=TENANT, node_id="c", attempt=1, ok=True))
@@ -892,6 +893,7 @@ def test_cancel_ends_the_run_and_later_messages_are_ignored() -> None:
     assert payload(decision, "RunCancelled") == {"reason": "changed my mind"}
     assert decision.events[0].causation_id == "cancel-1"
     assert run.state.status == "cancelled" and run.state.timers == {} and run.state.ended_at == timestamp(T0 + 1)
+    assert {n: s.status for n, s in run.state.nodes.items()} == {"a": "cancelled", "s": "cancelled", "ap": "cancelled"}
     assert_ignored(run, TaskResult(task_id=f"{RUN}:a:1", run_id=RUN, tenant_id=TENANT, node_id="a", attempt=1, ok=True))
     assert_ignored(run, TimerFired(run_id=RUN, tenant_id=TENANT, timer_id="sleep:s:1", fired_at=T0 + 5), at=T0 + 5)
     assert_ignored(run, SignalRun(run_id=RUN, tenant_id=TENANT, node="ap", data={"approve": True}))

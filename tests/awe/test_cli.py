@@ -148,16 +148,24 @@ def test_inputs_json_and_signal_and_cancel(engine: Engine) -> None:
     assert set(view) == {"run_id", "status", "outputs", "nodes", "error", "usage"}  # as --wait prints it
     assert view["status"] == "running"
     run_id = view["run_id"]
+    # Straight after the start: the CLI waits for the run's first event before it checks the node.
+    unknown = awe(engine, "signal", run_id, "nope", "--data", '{"approve": true}')
+    assert unknown.returncode == 1
+    assert f"run {run_id} has no node nope (its nodes: n, ok)" in unknown.stderr
     signalled = awe(engine, "signal", run_id, "ok", "--data", '{"approve": true, "by": "cli"}')
     assert signalled.returncode == 0, signalled.stderr
     state = engine.wait(run_id, timeout=30)
     assert state.status == "succeeded"
     assert state.outputs == {"n": 3, "by": "cli"}
+    late = awe(engine, "signal", run_id, "ok", "--data", '{"approve": false}')
+    assert late.returncode == 1 and f"run {run_id} has already succeeded" in late.stderr
 
     other = awe(engine, "run", "cli-approve", "--inputs-json", '{"items": []}', "--json")
     other_id = last_json(other.stdout)["run_id"]
     assert awe(engine, "cancel", other_id).returncode == 0
-    assert engine.wait(other_id, timeout=30).status == "cancelled"
+    cancelled = engine.wait(other_id, timeout=30)
+    assert cancelled.status == "cancelled"
+    assert cancelled.nodes["ok"].status == "cancelled", "the approval it waited for is abandoned with it"
 
 
 def test_topics_create_is_idempotent(engine: Engine) -> None:

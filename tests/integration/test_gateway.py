@@ -106,9 +106,13 @@ def test_a_run_started_watched_signalled_and_read_back_over_rest(
         run_id = _start(acme, names["acme"])
         waiting = _until_status(acme, run_id, "waiting")
         assert waiting["nodes"]["approve"]["status"] == "waiting"
+        unknown = acme.post(f"/v1/runs/{run_id}/signals/nope", json={"approve": True})
+        assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "unknown_node"
         assert acme.post(f"/v1/runs/{run_id}/signals/approve", json={"approve": True}).status_code == 202
         done = _until_status(acme, run_id, "succeeded")
         assert done["outputs"] == {"greeting": "hi Ada"}
+        late = acme.post(f"/v1/runs/{run_id}/signals/approve", json={"approve": False})
+        assert late.status_code == 409 and late.json()["error"]["code"] == "run_ended"
         # The same object as `awe run --json`: the fold of the run's log.
         assert done == orjson.loads(orjson.dumps(run_view(EventStore(engine.settings).state_at(run_id))))
 
@@ -128,7 +132,7 @@ def test_a_run_started_watched_signalled_and_read_back_over_rest(
         cancelled = _start(acme, names["acme"])
         _until_status(acme, cancelled, "waiting")
         assert acme.post(f"/v1/runs/{cancelled}/cancel", json={"reason": "test"}).status_code == 202
-        _until_status(acme, cancelled, "cancelled")
+        assert _until_status(acme, cancelled, "cancelled")["nodes"]["approve"]["status"] == "cancelled"
 
 
 def _digest8(key: str) -> str:
