@@ -27,12 +27,10 @@ from schemas.definition import (
     RetryPolicy,
     TransformNode,
     WorkflowDefinition,
-    cycle_message,
-    find_cycles,
     json_type_name,
-    transitive_deps,
 )
 from schemas.exceptions import DefinitionError, InputError, Problem
+from schemas.graph import cycle_message, find_cycles, transitive_deps
 from schemas.templates import (
     CONTEXT_NAMES,
     MAP_ITEM_NAMES,

@@ -20,11 +20,10 @@ from schemas.definition import (
     SleepNode,
     TransformNode,
     WorkflowDefinition,
-    find_cycles,
     json_type_name,
-    transitive_deps,
 )
 from schemas.exceptions import DefinitionError
+from schemas.graph import find_cycles, transitive_deps
 from schemas.validation import load_definition_text
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
