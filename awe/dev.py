@@ -148,7 +148,7 @@ def _start_gateway(env: dict[str, str], port: int, console: Console) -> subproce
     if port == 0:
         return None
     command = [sys.executable, "-m", "awe", "gateway", "--port", str(port), "--log-level", "warning"]
-    console.print(f"gateway on http://127.0.0.1:{port} (API docs at /docs)", highlight=False)
+    console.print(f"gateway on http://127.0.0.1:{port}: the web page at /, API docs at /docs", highlight=False)
     return subprocess.Popen(command, env=env)
 
 

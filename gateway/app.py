@@ -27,11 +27,13 @@ from gateway.openapi import ROUTES as OPENAPI
 from gateway.producer import AsyncProducer
 from gateway.ratelimit import TenantLimiter
 from gateway.routes.health import ROUTES as HEALTH
+from gateway.routes.me import ROUTES as ME
 from gateway.routes.runs import ROUTES as RUNS
 from gateway.routes.start import StartRunEndpoint
 from gateway.routes.workflows import ROUTES as WORKFLOWS
 from gateway.state import Gateway, Replayer
 from gateway.stream import stream
+from gateway.ui import ROUTES as UI
 from streams.registry import DefinitionRegistry
 from streams.settings import Settings
 
@@ -95,10 +97,12 @@ def create_app(settings: Settings, *, require_auth: bool = False, replayer: Repl
     routes: list[BaseRoute] = [
         *RUNS,
         *WORKFLOWS,
+        *ME,
         WebSocketRoute("/v1/stream", stream),
         *HEALTH,
         *METRICS,
         *OPENAPI,
+        *UI,
     ]
     return Starlette(
         routes=routes,

@@ -103,6 +103,12 @@ def document() -> dict[str, Any]:
                     "responses": {**_ok(200, "ready"), **_ok(503, "not ready")},
                 }
             },
+            "/v1/me": {
+                "get": {
+                    "summary": "the caller: tenant, role, name, and whether the gateway is open",
+                    "responses": {**_ok(200, "the caller"), **_errors()},
+                }
+            },
             "/v1/workflows": {
                 "post": {
                     "summary": "register a definition (YAML or JSON); a new version only when it changed",

@@ -230,7 +230,7 @@ def test_credentials_and_roles(gateway: GatewayServer, names: dict[str, str]) ->
         assert anonymous.get("/v1/runs").status_code == 401
         assert anonymous.get("/v1/runs", headers={"authorization": "Bearer wrong"}).status_code == 401
         assert anonymous.get("/v1/runs", headers={"authorization": "Basic abc"}).status_code == 401
-        for open_path in ("/healthz", "/readyz", "/openapi.json", "/metrics", "/docs"):
+        for open_path in ("/healthz", "/readyz", "/openapi.json", "/metrics", "/docs", "/", "/ui/app.js"):
             assert anonymous.get(open_path).status_code == 200, open_path
     with gateway.client("acme-view") as viewer:
         assert viewer.get("/v1/runs").status_code == 200

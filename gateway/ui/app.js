@@ -1,0 +1,324 @@
+// awe's web page: the public REST and WebSocket API of the gateway, with the caller's own key.
+// Every value from the server is set as text (textContent), never parsed as HTML.
+"use strict";
+
+const TERMINAL = new Set(["succeeded", "failed", "cancelled", "rejected"]);
+const RANK = { viewer: 0, operator: 1, admin: 2 };
+
+const ui = {
+  key: sessionStorage.getItem("awe.key") || "",
+  me: null,
+  ws: null,
+  runs: [],
+  definitions: new Map(), // "name@version" -> definition
+  selected: null, // the followed run: {id, view, lastSeq, tokens}
+  pending: new Map(), // debounced refreshes by name
+};
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs || {})) {
+    if (name === "class") node.className = value;
+    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, value);
+  }
+  for (const child of children) node.append(child instanceof Node ? child : String(child ?? ""));
+  return node;
+}
+
+function short(value, limit = 160) {
+  if (value === null || value === undefined) return "";
+  const text = typeof value === "string" ? value : JSON.stringify(value);
+  return text.length > limit ? text.slice(0, limit - 1) + "…" : text;
+}
+
+function notice(message) {
+  const box = $("notice");
+  box.textContent = message || "";
+  box.hidden = !message;
+}
+
+// Run `fn` once, `ms` after the last request for `name`: bursts of events cost one refresh.
+function soon(name, ms, fn) {
+  clearTimeout(ui.pending.get(name));
+  ui.pending.set(name, setTimeout(fn, ms));
+}
+
+async function api(method, path, body) {
+  const headers = {};
+  if (ui.key) headers.Authorization = "Bearer " + ui.key;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await response.text();
+  const data = text ? JSON.parse(text) : null;
+  if (!response.ok) {
+    const error = new Error((data && data.error && data.error.message) || response.statusText);
+    error.status = response.status;
+    error.code = data && data.error && data.error.code;
+    throw error;
+  }
+  return data;
+}
+
+// -- sign in ------------------------------------------------------------------------------------------
+
+async function start() {
+  try {
+    ui.me = await api("GET", "/v1/me");
+  } catch (error) {
+    if (error.status === 401) {
+      $("signin").hidden = false;
+      $("app").hidden = true;
+      if (ui.key) notice("that key was not accepted: " + error.message);
+      return;
+    }
+    notice("the gateway did not answer: " + error.message);
+    setTimeout(start, 2000);
+    return;
+  }
+  $("signin").hidden = true;
+  $("app").hidden = false;
+  $("signout").hidden = ui.me.open;
+  $("who").textContent = `tenant ${ui.me.tenant} · ${ui.me.role} · ${ui.me.name}` + (ui.me.open ? " (open gateway)" : "");
+  const operator = RANK[ui.me.role] >= RANK.operator;
+  for (const node of document.querySelectorAll(".operator")) node.hidden = !operator;
+  notice("");
+  await loadWorkflows();
+  await loadRuns();
+  connect();
+}
+
+$("signin-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  ui.key = $("key").value.trim();
+  sessionStorage.setItem("awe.key", ui.key);
+  start();
+});
+
+$("signout").addEventListener("click", () => {
+  sessionStorage.removeItem("awe.key");
+  location.reload();
+});
+
+// -- live: one WebSocket, every run of the tenant plus the followed run's tokens ------------------------
+
+function send(message) {
+  if (ui.ws && ui.ws.readyState === WebSocket.OPEN) ui.ws.send(JSON.stringify(message));
+}
+
+function connect() {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const query = ui.key ? "?token=" + encodeURIComponent(ui.key) : "";
+  const ws = new WebSocket(`${scheme}://${location.host}/v1/stream${query}`);
+  ui.ws = ws;
+  ws.onopen = () => {
+    setLive(true);
+    send({ op: "subscribe", all: true });
+    if (ui.selected) follow(ui.selected);
+  };
+  ws.onmessage = (message) => onMessage(JSON.parse(message.data));
+  ws.onclose = () => {
+    setLive(false);
+    if (ui.ws === ws) setTimeout(connect, 1000);
+  };
+}
+
+function setLive(on) {
+  $("live").textContent = on ? "live" : "offline";
+  $("live").className = "badge " + (on ? "on" : "off");
+}
+
+function onMessage(message) {
+  if (message.type === "ping") send({ op: "pong" });
+  else if (message.type === "event") onEvent(message.event);
+  else if (message.type === "token") onToken(message);
+  else if (message.type === "error") notice(`${message.code}: ${message.message}`);
+}
+
+function onEvent(event) {
+  soon("runs", 300, loadRuns);
+  const run = ui.selected;
+  // The run arrives twice, through "all" and through its own subscription: each seq is shown once.
+  if (!run || event.run_id !== run.id || event.seq <= run.lastSeq) return;
+  run.lastSeq = event.seq;
+  $("events").tBodies[0].prepend(
+    el("tr", {}, el("td", {}, event.seq), el("td", {}, event.type), el("td", {}, event.time), el("td", {}, short(event.payload)))
+  );
+  soon("run", 100, loadRun);
+}
+
+function onToken(token) {
+  const run = ui.selected;
+  if (!run || token.run_id !== run.id) return;
+  run.tokens[token.node_id] = (run.tokens[token.node_id] || "") + token.text;
+  soon("render", 50, renderRun);
+}
+
+// -- the run list ---------------------------------------------------------------------------------------
+
+async function loadWorkflows() {
+  const select = $("workflow");
+  const { workflows } = await api("GET", "/v1/workflows");
+  select.replaceChildren(...workflows.map((w) => el("option", { value: w.name }, `${w.name} (v${w.version})`)));
+}
+
+async function loadRuns() {
+  try {
+    ui.runs = (await api("GET", "/v1/runs?limit=50")).runs;
+  } catch (error) {
+    if (error.status === 503) soon("runs", 1000, loadRuns); // the gateway is still reading the log
+    else notice(error.message);
+    return;
+  }
+  const rows = ui.runs.map((run) =>
+    el(
+      "tr",
+      { class: ui.selected && ui.selected.id === run.run_id ? "selected" : "", "data-run": run.run_id, onclick: () => select(run.run_id) },
+      el("td", { class: "mono" }, run.run_id),
+      el("td", {}, `${run.workflow ?? ""} v${run.version ?? ""}`),
+      el("td", {}, el("span", { class: "badge " + run.status }, run.status)),
+      el("td", {}, run.started_at ?? "")
+    )
+  );
+  $("runs").tBodies[0].replaceChildren(...rows);
+  const run = ui.selected;
+  if (run && !run.definition) {
+    await withDefinition(run);
+    renderRun();
+  }
+}
+
+$("start-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  let inputs;
+  try {
+    inputs = JSON.parse($("inputs").value || "{}");
+  } catch (error) {
+    notice("the inputs are not JSON: " + error.message);
+    return;
+  }
+  try {
+    const { run_id } = await api("POST", "/v1/runs", { workflow: $("workflow").value, inputs });
+    notice("");
+    select(run_id);
+  } catch (error) {
+    notice(error.message);
+  }
+});
+
+// -- the followed run -----------------------------------------------------------------------------------
+
+function follow(run) {
+  send({ op: "subscribe", run_id: run.id, from_seq: run.lastSeq + 1, tokens: true });
+}
+
+function select(runId) {
+  if (ui.selected) send({ op: "unsubscribe", run_id: ui.selected.id });
+  ui.selected = { id: runId, view: null, lastSeq: 0, tokens: {} };
+  $("events").tBodies[0].replaceChildren();
+  $("no-run").hidden = true;
+  $("run").hidden = false;
+  for (const row of $("runs").tBodies[0].rows) row.classList.toggle("selected", row.dataset.run === runId);
+  follow(ui.selected);
+  loadRun();
+}
+
+async function loadRun() {
+  const run = ui.selected;
+  if (!run) return;
+  try {
+    const view = await api("GET", `/v1/runs/${encodeURIComponent(run.id)}`);
+    if (ui.selected !== run) return;
+    run.view = view;
+  } catch (error) {
+    notice(error.message);
+  }
+  await withDefinition(run);
+  renderRun();
+}
+
+// The node kinds come from the run's definition, known once the run list has the run's workflow and version.
+async function withDefinition(run) {
+  const summary = ui.runs.find((r) => r.run_id === run.id);
+  if (run.definition || !summary || !summary.workflow) return;
+  try {
+    run.definition = await definition(summary.workflow, summary.version);
+  } catch (error) {
+    notice(error.message);
+  }
+}
+
+async function definition(name, version) {
+  const key = `${name}@${version}`;
+  if (!ui.definitions.has(key)) {
+    const found = await api("GET", `/v1/workflows/${encodeURIComponent(name)}/versions/${version}`);
+    ui.definitions.set(key, found.definition);
+  }
+  return ui.definitions.get(key);
+}
+
+function renderRun() {
+  const run = ui.selected;
+  if (!run || !run.view) return;
+  const view = run.view;
+  const summary = ui.runs.find((r) => r.run_id === run.id);
+  $("run-id").textContent = run.id;
+  $("run-status").textContent = view.status;
+  $("run-status").className = "badge " + view.status;
+  $("run-workflow").textContent = summary ? `${summary.workflow} v${summary.version}, started ${summary.started_at}` : "";
+  const usage = view.usage || {};
+  $("run-usage").textContent = usage.calls
+    ? `AI: ${usage.calls} calls, ${usage.input_tokens} tokens in, ${usage.output_tokens} out, $${usage.cost_usd.toFixed(6)}`
+    : "";
+  $("cancel").hidden = TERMINAL.has(view.status) || RANK[ui.me.role] < RANK.operator;
+  $("outputs").textContent = view.error ? `error ${view.error.code}: ${view.error.message}` : JSON.stringify(view.outputs, null, 2);
+  const nodes = Object.entries(view.nodes || {}).map(([id, node]) => nodeRow(run, id, node));
+  $("nodes").tBodies[0].replaceChildren(...nodes);
+}
+
+function nodeRow(run, id, node) {
+  const spec = run.definition && run.definition.nodes ? run.definition.nodes[id] : null;
+  const kind = spec ? spec.kind : "";
+  const shown = node.error ? `${node.error.code}: ${node.error.message}` : short(node.output);
+  const streamed = run.tokens[id];
+  const actions = el("td", {});
+  const mayAct = RANK[ui.me.role] >= RANK.operator && !TERMINAL.has(run.view.status);
+  if (kind === "approval" && node.status === "waiting" && mayAct) {
+    actions.append(
+      el("button", { class: "approve", onclick: () => signal(run.id, id, true) }, "approve"),
+      el("button", { class: "reject", onclick: () => signal(run.id, id, false) }, "reject")
+    );
+  }
+  return el(
+    "tr",
+    { "data-node": id },
+    el("td", { class: "mono" }, id),
+    el("td", {}, kind),
+    el("td", {}, el("span", { class: "badge " + node.status }, node.status)),
+    el("td", {}, node.attempts),
+    el("td", {}, streamed && !node.output ? el("pre", { class: "tokens" }, streamed) : shown),
+    actions
+  );
+}
+
+async function signal(runId, node, approve) {
+  try {
+    await api("POST", `/v1/runs/${encodeURIComponent(runId)}/signals/${encodeURIComponent(node)}`, { approve, by: ui.me.name });
+    notice("");
+  } catch (error) {
+    notice(error.message);
+  }
+}
+
+$("cancel").addEventListener("click", async () => {
+  if (!ui.selected) return;
+  try {
+    await api("POST", `/v1/runs/${encodeURIComponent(ui.selected.id)}/cancel`, { reason: "cancelled from the web page" });
+  } catch (error) {
+    notice(error.message);
+  }
+});
+
+start();
