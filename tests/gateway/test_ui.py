@@ -1,5 +1,6 @@
 """The web page in a real headless Chromium, on a real gateway, broker and worker: sign in, start a run,
-watch it live, approve it, cancel another; a viewer sees no buttons; a run's output is shown as text."""
+watch it live, approve it, cancel another; AI tokens as they stream; a viewer sees no buttons; a run's
+output is shown as text."""
 
 from __future__ import annotations
 
@@ -18,15 +19,16 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from tests.gateway.server import GatewayServer, gateway_settings
-from tests.harness import Engine
+from tests.harness import AiServers, Engine
+from tests.loopback import Reply
 
 KEYS = {"ui-op": {"tenant": "ui", "role": "operator", "name": "olga"}, "ui-view": {"tenant": "ui", "role": "viewer"}}
 WAIT_S = 30
 
 
 @pytest.fixture(scope="module")
-def gateway(engine: Engine) -> Iterator[GatewayServer]:
-    server = GatewayServer(gateway_settings(engine.settings, api_keys=json.dumps(KEYS)), require_auth=True)
+def gateway(ai_engine: Engine) -> Iterator[GatewayServer]:
+    server = GatewayServer(gateway_settings(ai_engine.settings, api_keys=json.dumps(KEYS)), require_auth=True)
     server.wait_ready()
     yield server
     server.close()
@@ -40,7 +42,8 @@ def workflow(gateway: GatewayServer) -> str:
         "inputs": {"who": {"type": "string", "required": True}},
         "nodes": {
             "greet": {"kind": "transform", "output": "hi {{ inputs.who }}"},
-            "approve": {"kind": "approval", "depends_on": ["greet"]},
+            "write": {"kind": "ai", "provider": "openai", "model": "gpt-4o-mini", "prompt": "{{ inputs.who }}"},
+            "approve": {"kind": "approval", "depends_on": ["greet", "write"]},
         },
         "outputs": {"greeting": "{{ nodes.greet.output }}"},
     }
@@ -108,8 +111,11 @@ def test_the_page_is_served_with_a_strict_policy(gateway: GatewayServer) -> None
 
 
 def test_an_operator_starts_watches_approves_and_cancels(
-    browser: WebDriver, gateway: GatewayServer, workflow: str
+    browser: WebDriver, gateway: GatewayServer, workflow: str, ai_servers: AiServers
 ) -> None:
+    # The answer starts after the page has subscribed, and streams slowly enough to be seen in pieces.
+    answer = "alpha beta gamma delta epsilon zeta"
+    ai_servers.openai.plan("gpt-4o-mini", Reply.ok(answer, delay=1.0, chunk_delay=0.3))
     browser.get(gateway.url)
     _until(browser, "the sign-in form", lambda b: b.find_element(By.ID, "signin").is_displayed())
     browser.find_element(By.ID, "key").send_keys("wrong-key")
@@ -120,6 +126,15 @@ def test_an_operator_starts_watches_approves_and_cancels(
     assert _text(browser, "who") == "tenant ui · operator · olga"
 
     run_id = _start(browser, workflow, {"who": "Ada"})
+    streamed = '#nodes tr[data-node="write"] pre.tokens'
+    _until(browser, "the first tokens", lambda b: b.find_elements(By.CSS_SELECTOR, streamed))
+    partial = browser.find_element(By.CSS_SELECTOR, streamed).text
+    assert partial and answer.startswith(partial) and partial != answer, partial
+    _until(
+        browser,
+        "the answer recorded",
+        lambda b: answer in _node(b, "write").text and "succeeded" in _node(b, "write").text,
+    )
     _until(browser, "the approval waiting", lambda b: _node(b, "approve").find_elements(By.CLASS_NAME, "approve"))
     assert "hi Ada" in _node(browser, "greet").text
     _until(browser, "the run in the list", lambda b: run_id in _text(b, "runs"))
