@@ -88,6 +88,8 @@ async function start() {
   await loadWorkflows();
   await loadRuns();
   connect();
+  const linked = new URLSearchParams(location.hash.slice(1)).get("run");
+  if (linked) select(linked);
 }
 
 $("signin-form").addEventListener("submit", (event) => {
@@ -166,7 +168,8 @@ async function loadWorkflows() {
 
 async function loadRuns() {
   try {
-    ui.runs = (await api("GET", "/v1/runs?limit=50")).runs;
+    const status = $("status-filter").value;
+    ui.runs = (await api("GET", "/v1/runs?limit=50" + (status ? "&status=" + status : ""))).runs;
   } catch (error) {
     if (error.status === 503) soon("runs", 1000, loadRuns); // the gateway is still reading the log
     else notice(error.message);
@@ -189,6 +192,8 @@ async function loadRuns() {
     renderRun();
   }
 }
+
+$("status-filter").addEventListener("change", loadRuns);
 
 $("start-form").addEventListener("submit", async (event) => {
   event.preventDefault();
@@ -221,6 +226,7 @@ function select(runId) {
   $("no-run").hidden = true;
   $("run").hidden = false;
   for (const row of $("runs").tBodies[0].rows) row.classList.toggle("selected", row.dataset.run === runId);
+  history.replaceState(null, "", "#run=" + encodeURIComponent(runId)); // a link to this run
   follow(ui.selected);
   loadRun();
 }

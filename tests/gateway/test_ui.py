@@ -92,8 +92,9 @@ def _start(browser: WebDriver, workflow: str, inputs: dict[str, str]) -> str:
     box = browser.find_element(By.ID, "inputs")
     box.clear()
     box.send_keys(json.dumps(inputs))
+    before = _text(browser, "run-id")
     browser.find_element(By.CSS_SELECTOR, "#start-form button").click()
-    _until(browser, "the new run", lambda b: _text(b, "run-id") != "")
+    _until(browser, "the new run", lambda b: _text(b, "run-id") not in ("", before))
     return _text(browser, "run-id")
 
 
@@ -148,8 +149,7 @@ def test_an_operator_starts_watches_approves_and_cancels(
     row = f'#runs tr[data-run="{run_id}"]'
     _until(browser, "the list updated live", lambda b: "succeeded" in b.find_element(By.CSS_SELECTOR, row).text)
 
-    other = _start(browser, workflow, {"who": "Bo"})
-    assert other != run_id
+    _start(browser, workflow, {"who": "Bo"})
     _until(browser, "the second run waiting", lambda b: "waiting" in _node(b, "approve").text)
     browser.find_element(By.ID, "cancel").click()
     _until(browser, "the run cancelled", lambda b: _text(b, "run-status") == "cancelled")
@@ -173,5 +173,14 @@ def test_a_viewer_sees_runs_but_no_buttons_and_output_stays_text(
     assert _node(browser, "approve").find_elements(By.TAG_NAME, "button") == []
     assert not browser.find_element(By.ID, "cancel").is_displayed()
     assert f"hi {markup}" in _node(browser, "greet").text
+    assert browser.current_url.endswith(f"#run={run_id}"), "the address links to the run"
     assert browser.find_elements(By.CSS_SELECTOR, "#run img") == []
     assert browser.execute_script("return window.pwned") is None
+
+    # A link to the run opens it; the list filters by status.
+    browser.get(f"{gateway.url}/#run={run_id}")
+    _until(browser, "the linked run", lambda b: _text(b, "run-id") == run_id)
+    Select(browser.find_element(By.ID, "status-filter")).select_by_value("succeeded")
+    _until(browser, "the filtered list", lambda b: run_id not in _text(b, "runs"))
+    Select(browser.find_element(By.ID, "status-filter")).select_by_value("waiting")
+    _until(browser, "the waiting runs", lambda b: run_id in _text(b, "runs"))
