@@ -18,6 +18,7 @@ from awe.cli_plugin import add_plugin_file
 from awe.progress import EventPrinter
 from awe.webhook import WebhookSink
 from schemas.envelope import Envelope
+from schemas.exceptions import AweError
 from schemas.state import RunState, run_view
 from schemas.validation import load_definition_text, validate_definition
 from streams import launcher
@@ -72,6 +73,11 @@ def _demo_inputs(example: str, webhook: str, console: Console) -> dict[str, Any]
 def run_dev(*, port: int, example: str, once: bool, console: Console, gateway_port: int = 8080) -> int:
     """Run the demo; with ``once`` stop after it, else keep everything up (with the gateway on
     ``gateway_port`` unless it is 0) until Ctrl-C. Returns an exit code."""
+    if not once and gateway_port and not _port_free(gateway_port):
+        raise AweError(
+            f"port {gateway_port} is already in use: stop what listens there or choose another with --gateway-port",
+            code="gateway_port_in_use",
+        )
     started_broker = False
     bootstrap = os.environ.get("AWE_KAFKA_BOOTSTRAP")
     existing = [c for c in launcher.status() if c.port == port]
@@ -106,11 +112,13 @@ def run_dev(*, port: int, example: str, once: bool, console: Console, gateway_po
             record, _ = registry.register(settings.tenant, definition)
             console.print(f"registered {record.name} version {record.version}", highlight=False)
         registry.close()
-        state = _demo_run(settings, example, console)
+        # Up before the demo starts, so the demo can be followed in the web page too.
+        gateway = None if once else _start_gateway(env, gateway_port, console)
+        page = f"http://127.0.0.1:{gateway_port}/" if gateway is not None else None
+        state = _demo_run(settings, example, console, page)
         console.print_json(data=run_view(state))
         code = 0 if state.status == "succeeded" else 1
         if not once:
-            gateway = _start_gateway(env, gateway_port, console)
             console.print("awe is running; Ctrl-C stops the worker, the gateway and the broker.")
             signal.signal(signal.SIGTERM, _interrupt)
             with contextlib.suppress(KeyboardInterrupt):
@@ -136,12 +144,16 @@ def _metrics_port() -> int | None:
     """The worker's metrics port: AWE_METRICS_PORT, else 9464 when it is free, else none."""
     if os.environ.get("AWE_METRICS_PORT"):
         return int(os.environ["AWE_METRICS_PORT"])
+    return DEV_METRICS_PORT if _port_free(DEV_METRICS_PORT) else None
+
+
+def _port_free(port: int) -> bool:
     with socket.socket() as probe:
         try:
-            probe.bind(("127.0.0.1", DEV_METRICS_PORT))
+            probe.bind(("127.0.0.1", port))
         except OSError:
-            return None
-    return DEV_METRICS_PORT
+            return False
+    return True
 
 
 def _start_gateway(env: dict[str, str], port: int, console: Console) -> subprocess.Popen[bytes] | None:
@@ -156,7 +168,7 @@ def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _demo_run(settings: Settings, example: str, console: Console) -> RunState:
+def _demo_run(settings: Settings, example: str, console: Console, page: str | None) -> RunState:
     client = CommandClient(settings)
     printer = EventPrinter(console)
     with WebhookSink() as sink:
@@ -165,6 +177,8 @@ def _demo_run(settings: Settings, example: str, console: Console) -> RunState:
             offset = reader.end_offset(run_id)
         client.start(example, _demo_inputs(example, sink.url, console), run_id=run_id)
         console.print(f"started run {run_id} of {example}; its events, live:", highlight=False)
+        if page is not None:
+            console.print(f"     (or in the web page: {page}#run={run_id})", highlight=False)
 
         def on_event(envelope: Envelope, state: RunState) -> None:
             printer.on_event(envelope, state)

@@ -276,7 +276,8 @@ function renderRun() {
   $("run-workflow").textContent = summary ? `${summary.workflow} v${summary.version}, started ${summary.started_at}` : "";
   const usage = view.usage || {};
   $("run-usage").textContent = usage.calls
-    ? `AI: ${usage.calls} calls, ${usage.input_tokens} tokens in, ${usage.output_tokens} out, $${usage.cost_usd.toFixed(6)}`
+    ? `AI: ${usage.calls} calls, ${usage.input_tokens} tokens in, ${usage.output_tokens} out` +
+      (usage.cost_usd > 0 ? `, $${usage.cost_usd.toFixed(6)}` : ", no price known")
     : "";
   $("cancel").hidden = TERMINAL.has(view.status) || RANK[ui.me.role] < RANK.operator;
   $("outputs").textContent = view.error ? `error ${view.error.code}: ${view.error.message}` : JSON.stringify(view.outputs, null, 2);

@@ -1,12 +1,18 @@
-"""`awe dev --once`: the README's first command, as far as a test can take it (the session's broker)."""
+"""`awe dev`: the README's first command, on the session's broker: the demo run to completion, then the
+worker and the gateway (its web page and API) kept up until Ctrl-C."""
 
 from __future__ import annotations
 
+import re
+import signal
+import socket
 import subprocess
 import sys
 
+import httpx
+
 from awe.dev import demo_model
-from tests.harness import REPO, settings_env, unique_settings
+from tests.harness import REPO, free_port, settings_env, unique_settings, wait_until
 
 
 def test_dev_runs_the_demo_to_a_completed_run(kafka_bootstrap: str) -> None:
@@ -33,6 +39,61 @@ def test_dev_runs_the_demo_to_a_completed_run(kafka_bootstrap: str) -> None:
     assert "AI provider: echo" in out
     assert "AICallRecorded summary echo echo-1" in out and "simulated" in out
     assert '"summary": "echo: Summarise what needs attention first' in out
+
+
+def test_dev_keeps_the_gateway_up_with_the_demo_run_in_its_web_page(kafka_bootstrap: str) -> None:
+    settings = unique_settings(kafka_bootstrap)
+    env = {**settings_env(settings), "AWE_METRICS_PORT": str(free_port())}
+    port = free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        busy = subprocess.run(
+            [sys.executable, "-m", "awe", "dev", "--gateway-port", str(port)],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert busy.returncode == 1
+    assert busy.stderr.strip().splitlines() == [
+        f"error: port {port} is already in use: stop what listens there or choose another with --gateway-port"
+    ]
+
+    dev = subprocess.Popen(
+        [sys.executable, "-m", "awe", "dev", "--gateway-port", str(port)],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert dev.stdout is not None
+        lines: list[str] = []
+        for line in dev.stdout:
+            lines.append(line)
+            if line.startswith("awe is running"):
+                break
+        out = "".join(lines)
+        assert f"gateway on http://127.0.0.1:{port}" in out, out
+        link = re.search(rf"http://127\.0\.0\.1:{port}/#run=(demo-\d+)", out)
+        assert link is not None, out
+        run_id = link.group(1)
+        assert httpx.get(f"http://127.0.0.1:{port}/").status_code == 200
+
+        def shown() -> bool:
+            answer = httpx.get(f"http://127.0.0.1:{port}/v1/runs/{run_id}")
+            return answer.status_code == 200 and answer.json()["status"] == "succeeded"
+
+        wait_until(shown, timeout=60)
+        dev.send_signal(signal.SIGINT)
+        assert dev.wait(60) == 0
+    finally:
+        if dev.poll() is None:
+            dev.kill()
+            dev.wait()
 
 
 def test_the_demo_prefers_a_real_provider_when_its_key_is_set() -> None:
