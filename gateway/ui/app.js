@@ -276,7 +276,7 @@ function renderRun() {
   $("run-workflow").textContent = summary ? `${summary.workflow} v${summary.version}, started ${summary.started_at}` : "";
   const usage = view.usage || {};
   $("run-usage").textContent = usage.calls
-    ? `AI: ${usage.calls} calls, ${usage.input_tokens} tokens in, ${usage.output_tokens} out` +
+    ? `AI: ${usage.calls} ${usage.calls === 1 ? "call" : "calls"}, ${usage.input_tokens} tokens in, ${usage.output_tokens} out` +
       (usage.cost_usd > 0 ? `, $${usage.cost_usd.toFixed(6)}` : ", no price known")
     : "";
   $("cancel").hidden = TERMINAL.has(view.status) || RANK[ui.me.role] < RANK.operator;
