@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
 from streams.launcher import config, procs, state, storage
@@ -209,5 +209,28 @@ def _wait_ready(cluster: Cluster, started: list[subprocess.Popen[bytes]], timeou
             continue
         seen = len(metadata.brokers)
         if seen >= cluster.brokers:
+            _wait_producer_ids(cluster, max(1.0, deadline - time.monotonic()))
             return
         time.sleep(0.2)
+
+
+def _wait_producer_ids(cluster: Cluster, timeout: float) -> None:
+    """Until the cluster hands out producer ids, for idempotent and transactional producers alike.
+
+    A broker serves metadata before its producer id manager and transaction coordinator have loaded. An
+    idempotent producer that starts then logs ``Failed to acquire idempotence PID ... Coordinator load in
+    progress: retrying`` on the user's terminal (the first thing ``awe dev`` printed on a new machine).
+    Initialising one transactional producer waits that out, and creates the transaction state topic that
+    the first exactly-once worker would otherwise wait for.
+    """
+    probe = Producer({"bootstrap.servers": cluster.bootstrap, "transactional.id": "awe-launcher-ready", "log_level": 0})
+    try:
+        probe.init_transactions(timeout)
+    except KafkaException as exc:
+        log = cluster.nodes[0].server_log
+        raise BrokerStartError(
+            f"Kafka on {cluster.bootstrap} served metadata but handed out no producer id within {timeout:.0f}s "
+            f"({exc.args[0]}): see {log}",
+            log_file=log,
+            log_tail=procs.log_tail(log),
+        ) from exc
