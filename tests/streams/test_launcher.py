@@ -11,6 +11,8 @@ import os
 import shutil
 import socket
 import stat
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -78,6 +80,14 @@ def test_ephemeral_cluster_runs_transactions_and_goes_away(started: list[int]) -
     # The broker logs to a file in its data dir, not to the captured stdout.
     assert cluster.log_files[0].stat().st_size > 0
     assert cluster.nodes[0].stdout_log.stat().st_size == 0
+
+    # It hands out producer ids at once: an idempotent producer started now has nothing to warn about.
+    probe = (
+        "from confluent_kafka import Producer; "
+        f"p = Producer({{'bootstrap.servers': '{cluster.bootstrap}', 'enable.idempotence': True}}); p.poll(3)"
+    )
+    started_now = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert started_now.returncode == 0 and started_now.stderr == "", started_now.stderr
 
     # Asking again for the same thing returns the running cluster instead of failing.
     assert launcher.up(EPHEMERAL_PORT, ephemeral=True).pids == cluster.pids
