@@ -33,7 +33,7 @@ from schemas.events import (
     SignalReceived,
 )
 from schemas.exceptions import InputError, Problem, TemplateError
-from schemas.signals import refuse_signal
+from schemas.refusals import refuse_signal
 from schemas.state import ENDED_NODE, RunState, Timer, apply
 from schemas.tasks import Task, TaskResult, TimerFired
 from schemas.templates import evaluate_condition, render

@@ -25,7 +25,7 @@ from awe.cli_projections import app as projections_app
 from awe.progress import EventPrinter
 from schemas.commands import new_id
 from schemas.exceptions import AweError
-from schemas.signals import refuse_signal
+from schemas.refusals import refuse_answer, refuse_cancel, refuse_signal
 from schemas.state import RunState, fold, run_view
 from schemas.validation import load_definition_text, validate_definition
 from streams.admin import ensure_topics
@@ -188,7 +188,7 @@ def signal(
         try:
             payload = orjson.loads(data)
         except orjson.JSONDecodeError as e:
-            _fail(f"--data is not JSON: {e}")
+            _fail(f"--data is not JSON (column {e.colno}): an approval takes '{{\"approve\": true}}'")
     if gateway:
         cli_gateway.GatewayClient(gateway).call("POST", f"/v1/runs/{run_id}/signals/{node}", json=payload)
     else:
@@ -196,6 +196,9 @@ def signal(
         refused = refuse_signal(_run_as_it_stands(settings, run_id), node)
         if refused is not None:
             _fail(refused.message, EXIT_FAILED)
+        bad_answer = refuse_answer(payload)
+        if bad_answer is not None:
+            _fail(f"--data: {bad_answer.message}")
         CommandClient(settings).signal(run_id, node, payload)
     out.print(f"signal sent to {run_id} {node}", highlight=False)
 
@@ -206,6 +209,7 @@ def _run_as_it_stands(settings: Settings, run_id: str) -> RunState:
     state = store.state_at(run_id)
     if state.status == "pending":
         # A run started a moment ago (`awe run` without --wait) has its first event once a worker took it.
+        err.print(f"run {run_id} has no event yet; waiting up to {FIRST_EVENT_WAIT_S:.0f} s for it", highlight=False)
         with RunReader(settings) as reader:
             if next(iter(reader.events(run_id, follow=True, timeout=FIRST_EVENT_WAIT_S)), None) is not None:
                 state = store.state_at(run_id)
@@ -222,7 +226,11 @@ def cancel(
     if gateway:
         cli_gateway.GatewayClient(gateway).call("POST", f"/v1/runs/{run_id}/cancel", json={"reason": reason})
     else:
-        CommandClient(_kafka_settings()).cancel(run_id, reason)
+        settings = _kafka_settings()
+        refused = refuse_cancel(_run_as_it_stands(settings, run_id))
+        if refused is not None:
+            _fail(refused.message, EXIT_FAILED)
+        CommandClient(settings).cancel(run_id, reason)
     out.print(f"cancel sent to {run_id}", highlight=False)
 
 

@@ -48,7 +48,8 @@ def state(
     except AweError as e:
         fail(e.message, EXIT_FAILED)
     if found.seq == 0:
-        fail(f"no events for run {run_id} at that point", EXIT_FAILED)
+        bounded = at_seq is not None or at_time is not None or at_offset is not None
+        fail(f"no events for run {run_id}" + (" at that point" if bounded else ""), EXIT_FAILED)
     view = run_view(found)
     if as_json:
         json_line(view)
@@ -59,6 +60,8 @@ def state(
         shown = node["error"]["code"] + ": " + node["error"]["message"] if node["error"] else _short(node["output"])
         table.add_row(node_id, node["status"], str(node["attempts"]), shown)
     out.print(table)
+    if view["error"] is not None:
+        out.print(f"{view['error']['code']}: {view['error']['message']}", highlight=False)
     if view["outputs"] is not None:
         out.print_json(data=view["outputs"])
 

@@ -42,6 +42,9 @@ class EventPrinter:
             detail = f"waiting for {'a signal' if p['reason'] == 'approval' else 'a timer'}"
         elif envelope.type == "NodeScheduled":
             detail = f"{p['kind']} attempt {p['attempt']}"
+        elif envelope.type == "RunCancelled":
+            by = f" by {envelope.principal}" if envelope.principal else ""
+            detail = (p.get("reason") or "") + by
         elif envelope.type == "RunRejected":
             detail = f"{p['code']}: {p['message']}"
         elif envelope.type == "RunStarted":

@@ -45,10 +45,11 @@ class SequenceGapError(AweError):
     code = "seq_gap"
 
 
-class SignalRefusedError(AweError):
-    """A signal the run would drop: no such run or node, not an approval, or already ended or answered."""
+class CommandRefusedError(AweError):
+    """A signal or cancel the run would drop (no such run or node, already ended or answered), or an
+    approval's answer that is not one."""
 
-    code = "signal_refused"
+    code = "command_refused"
 
 
 class Problem(BaseModel):

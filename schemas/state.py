@@ -255,7 +255,13 @@ def apply(state: RunState, event: Envelope, payload: Payload) -> RunState:
             drop_timers()
             abandon_in_flight()
         case RunCancelled():
-            update |= {"status": "cancelled", "ended_at": event.time}
+            # As the error of the run, so every view says why and (through the envelope) who.
+            reason = payload.reason or "the run was cancelled"
+            update |= {
+                "status": "cancelled",
+                "error": ErrorInfo(code="cancelled", message=reason),
+                "ended_at": event.time,
+            }
             drop_timers()
             abandon_in_flight()
 

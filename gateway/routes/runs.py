@@ -21,13 +21,14 @@ from schemas.commands import CancelRun, SignalRun
 from schemas.envelope import Envelope
 from schemas.exceptions import ForkError
 from schemas.fork import plan_fork
-from schemas.signals import refuse_signal
+from schemas.refusals import refuse_answer, refuse_cancel, refuse_signal
 from schemas.state import RunState, evolve, run_view
 from streams.client import CommandClient
 from streams.codec import encode
 
-# What a refused signal answers: a run or node that is not there is 404, one that no longer takes it 409.
-_SIGNAL_ERRORS: dict[str, type[GatewayError]] = {"unknown_run": NotFoundError, "unknown_node": NotFoundError}
+# What a refused signal or cancel answers: a run or node that is not there is 404, one that no longer takes
+# it 409.
+_REFUSALS: dict[str, type[GatewayError]] = {"unknown_run": NotFoundError, "unknown_node": NotFoundError}
 
 _STATUSES = {"running", "waiting", "succeeded", "failed", "cancelled", "rejected"}
 
@@ -177,7 +178,10 @@ async def signal(request: Request) -> JSONResponse:
     if events:  # a run started a moment ago may not be readable yet; the orchestrator still applies the rule
         refused = refuse_signal(_fold(run_id, events), node)
         if refused is not None:
-            raise _SIGNAL_ERRORS.get(refused.code, ConflictError)(refused.message, code=refused.code)
+            raise _REFUSALS.get(refused.code, ConflictError)(refused.message, code=refused.code)
+        bad_answer = refuse_answer(data)
+        if bad_answer is not None:
+            raise InvalidRequestError.at("body", bad_answer.message, code=bad_answer.code)
     command = SignalRun(run_id=run_id, tenant_id=principal.tenant, node=node, data=data, principal=principal.name)
     await gateway.producer.produce(gateway.commands_topic, run_id, encode(command))
     return JSONResponse({"run_id": run_id, "command_id": command.command_id}, status_code=202)
@@ -190,6 +194,11 @@ async def cancel(request: Request) -> JSONResponse:
     raw = await read_body(request, gateway.settings.gateway_max_body_bytes)
     body = parse_model(raw, CancelBody) if raw.strip() else CancelBody()
     _known(gateway, principal, run_id)
+    events = await _history(gateway, principal, run_id)
+    if events:  # as for a signal: a run started a moment ago may not be readable yet
+        refused = refuse_cancel(_fold(run_id, events))
+        if refused is not None:
+            raise _REFUSALS.get(refused.code, ConflictError)(refused.message, code=refused.code)
     command = CancelRun(run_id=run_id, tenant_id=principal.tenant, reason=body.reason, principal=principal.name)
     await gateway.producer.produce(gateway.commands_topic, run_id, encode(command))
     return JSONResponse({"run_id": run_id, "command_id": command.command_id}, status_code=202)

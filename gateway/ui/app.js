@@ -10,8 +10,7 @@ const ui = {
   me: null,
   ws: null,
   runs: [],
-  definitions: new Map(), // "name@version" -> definition
-  selected: null, // the followed run: {id, view, lastSeq, tokens}
+  selected: null, // the followed run: {id, view, started, lastSeq, tokens, missing}
   pending: new Map(), // debounced refreshes by name
 };
 
@@ -50,7 +49,14 @@ async function api(method, path, body) {
   const headers = {};
   if (ui.key) headers.Authorization = "Bearer " + ui.key;
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  let response;
+  try {
+    response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch {
+    const error = new Error("the gateway did not answer; is it running?");
+    error.status = 0;
+    throw error;
+  }
   const text = await response.text();
   const data = text ? JSON.parse(text) : null;
   if (!response.ok) {
@@ -88,9 +94,18 @@ async function start() {
   await loadWorkflows();
   await loadRuns();
   connect();
-  const linked = new URLSearchParams(location.hash.slice(1)).get("run");
-  if (linked) select(linked);
+  followLink();
 }
+
+// `#run=<id>` names the followed run: on load, and when only the address's hash changes.
+function followLink() {
+  const linked = new URLSearchParams(location.hash.slice(1)).get("run");
+  if (linked && (!ui.selected || ui.selected.id !== linked)) select(linked);
+}
+
+window.addEventListener("hashchange", () => {
+  if (ui.me) followLink();
+});
 
 $("signin-form").addEventListener("submit", (event) => {
   event.preventDefault();
@@ -145,6 +160,8 @@ function onEvent(event) {
   // The run arrives twice, through "all" and through its own subscription: each seq is shown once.
   if (!run || event.run_id !== run.id || event.seq <= run.lastSeq) return;
   run.lastSeq = event.seq;
+  // The run's start carries its workflow, version and definition (the node kinds), whatever the list shows.
+  if (event.type === "RunStarted") run.started = { ...event.payload, time: event.time };
   $("events").tBodies[0].prepend(
     el("tr", {}, el("td", {}, event.seq), el("td", {}, event.type), el("td", {}, event.time), el("td", {}, short(event.payload)))
   );
@@ -164,7 +181,32 @@ async function loadWorkflows() {
   const select = $("workflow");
   const { workflows } = await api("GET", "/v1/workflows");
   select.replaceChildren(...workflows.map((w) => el("option", { value: w.name }, `${w.name} (v${w.version})`)));
+  await describeInputs();
 }
+
+// The chosen workflow's declared inputs, as a hint and as a JSON skeleton to fill in.
+async function describeInputs() {
+  const name = $("workflow").value;
+  if (!name) return;
+  let inputs = {};
+  try {
+    inputs = (await api("GET", `/v1/workflows/${encodeURIComponent(name)}`)).definition.inputs || {};
+  } catch (error) {
+    notice(error.message);
+  }
+  const blank = { string: "", number: 0, integer: 0, boolean: false, array: [], object: {}, any: null };
+  const skeleton = {};
+  const hints = [];
+  for (const [input, spec] of Object.entries(inputs)) {
+    const type = spec.type || "any";
+    skeleton[input] = "default" in spec ? spec.default : blank[type] ?? null;
+    hints.push(`${input} (${type}${spec.required ? ", required" : ""}${"default" in spec ? ", default " + JSON.stringify(spec.default) : ""})`);
+  }
+  $("inputs").value = JSON.stringify(skeleton, null, 1);
+  $("inputs-hint").textContent = hints.length ? "inputs: " + hints.join("; ") : "this workflow takes no inputs";
+}
+
+$("workflow").addEventListener("change", describeInputs);
 
 async function loadRuns() {
   try {
@@ -186,11 +228,6 @@ async function loadRuns() {
     )
   );
   $("runs").tBodies[0].replaceChildren(...rows);
-  const run = ui.selected;
-  if (run && !run.definition) {
-    await withDefinition(run);
-    renderRun();
-  }
 }
 
 $("status-filter").addEventListener("change", loadRuns);
@@ -221,7 +258,8 @@ function follow(run) {
 
 function select(runId) {
   if (ui.selected) send({ op: "unsubscribe", run_id: ui.selected.id });
-  ui.selected = { id: runId, view: null, lastSeq: 0, tokens: {} };
+  ui.selected = { id: runId, view: null, started: null, lastSeq: 0, tokens: {}, missing: false };
+  notice("");
   $("events").tBodies[0].replaceChildren();
   $("no-run").hidden = true;
   $("run").hidden = false;
@@ -238,42 +276,33 @@ async function loadRun() {
     const view = await api("GET", `/v1/runs/${encodeURIComponent(run.id)}`);
     if (ui.selected !== run) return;
     run.view = view;
+    run.missing = false;
   } catch (error) {
-    notice(error.message);
+    if (error.status === 404) run.missing = true;
+    else notice(error.message);
   }
-  await withDefinition(run);
   renderRun();
-}
-
-// The node kinds come from the run's definition, known once the run list has the run's workflow and version.
-async function withDefinition(run) {
-  const summary = ui.runs.find((r) => r.run_id === run.id);
-  if (run.definition || !summary || !summary.workflow) return;
-  try {
-    run.definition = await definition(summary.workflow, summary.version);
-  } catch (error) {
-    notice(error.message);
-  }
-}
-
-async function definition(name, version) {
-  const key = `${name}@${version}`;
-  if (!ui.definitions.has(key)) {
-    const found = await api("GET", `/v1/workflows/${encodeURIComponent(name)}/versions/${version}`);
-    ui.definitions.set(key, found.definition);
-  }
-  return ui.definitions.get(key);
 }
 
 function renderRun() {
   const run = ui.selected;
-  if (!run || !run.view) return;
-  const view = run.view;
-  const summary = ui.runs.find((r) => r.run_id === run.id);
+  if (!run) return;
   $("run-id").textContent = run.id;
+  if (run.missing) {
+    $("run-status").textContent = "not found";
+    $("run-status").className = "badge failed";
+    $("run-workflow").textContent = `There is no run ${run.id} in tenant ${ui.me.tenant}, or it has not started yet.`;
+    for (const id of ["run-usage", "outputs"]) $(id).textContent = "";
+    $("nodes").tBodies[0].replaceChildren();
+    $("cancel").hidden = true;
+    return;
+  }
+  if (!run.view) return;
+  const view = run.view;
+  const started = run.started;
   $("run-status").textContent = view.status;
   $("run-status").className = "badge " + view.status;
-  $("run-workflow").textContent = summary ? `${summary.workflow} v${summary.version}, started ${summary.started_at}` : "";
+  $("run-workflow").textContent = started ? `${started.workflow} v${started.version}, started ${started.time}` : "";
   const usage = view.usage || {};
   $("run-usage").textContent = usage.calls
     ? `AI: ${usage.calls} ${usage.calls === 1 ? "call" : "calls"}, ${usage.input_tokens} tokens in, ${usage.output_tokens} out` +
@@ -286,7 +315,7 @@ function renderRun() {
 }
 
 function nodeRow(run, id, node) {
-  const spec = run.definition && run.definition.nodes ? run.definition.nodes[id] : null;
+  const spec = run.started ? run.started.definition.nodes[id] : null;
   const kind = spec ? spec.kind : "";
   const shown = node.error ? `${node.error.code}: ${node.error.message}` : short(node.output);
   const streamed = run.tokens[id];
@@ -294,8 +323,8 @@ function nodeRow(run, id, node) {
   const mayAct = RANK[ui.me.role] >= RANK.operator && !TERMINAL.has(run.view.status);
   if (kind === "approval" && node.status === "waiting" && mayAct) {
     actions.append(
-      el("button", { class: "approve", onclick: () => signal(run.id, id, true) }, "approve"),
-      el("button", { class: "reject", onclick: () => signal(run.id, id, false) }, "reject")
+      el("button", { class: "approve", onclick: (event) => signal(event, run.id, id, true) }, "approve"),
+      el("button", { class: "reject", onclick: (event) => signal(event, run.id, id, false) }, "reject")
     );
   }
   return el(
@@ -310,21 +339,30 @@ function nodeRow(run, id, node) {
   );
 }
 
-async function signal(runId, node, approve) {
+// A button stays disabled once its request went through: the run's next events redraw the row.
+async function signal(event, runId, node, approve) {
+  const buttons = event.target.parentElement.querySelectorAll("button");
+  for (const button of buttons) button.disabled = true;
   try {
     await api("POST", `/v1/runs/${encodeURIComponent(runId)}/signals/${encodeURIComponent(node)}`, { approve, by: ui.me.name });
     notice("");
   } catch (error) {
+    for (const button of buttons) button.disabled = false;
     notice(error.message);
   }
 }
 
 $("cancel").addEventListener("click", async () => {
-  if (!ui.selected) return;
+  const run = ui.selected;
+  if (!run || !confirm(`Cancel run ${run.id}? Its tasks, timers and approvals are abandoned.`)) return;
+  $("cancel").disabled = true;
   try {
-    await api("POST", `/v1/runs/${encodeURIComponent(ui.selected.id)}/cancel`, { reason: "cancelled from the web page" });
+    await api("POST", `/v1/runs/${encodeURIComponent(run.id)}/cancel`, { reason: `cancelled from the web page by ${ui.me.name}` });
+    notice("");
   } catch (error) {
     notice(error.message);
+  } finally {
+    $("cancel").disabled = false;
   }
 });
 

@@ -894,6 +894,10 @@ def test_cancel_ends_the_run_and_later_messages_are_ignored() -> None:
     assert decision.events[0].causation_id == "cancel-1"
     assert run.state.status == "cancelled" and run.state.timers == {} and run.state.ended_at == timestamp(T0 + 1)
     assert {n: s.status for n, s in run.state.nodes.items()} == {"a": "cancelled", "s": "cancelled", "ap": "cancelled"}
+    assert run.state.error is not None and (run.state.error.code, run.state.error.message) == (
+        "cancelled",
+        "changed my mind",
+    )
     assert_ignored(run, TaskResult(task_id=f"{RUN}:a:1", run_id=RUN, tenant_id=TENANT, node_id="a", attempt=1, ok=True))
     assert_ignored(run, TimerFired(run_id=RUN, tenant_id=TENANT, timer_id="sleep:s:1", fired_at=T0 + 5), at=T0 + 5)
     assert_ignored(run, SignalRun(run_id=RUN, tenant_id=TENANT, node="ap", data={"approve": True}))

@@ -152,6 +152,8 @@ def test_inputs_json_and_signal_and_cancel(engine: Engine) -> None:
     unknown = awe(engine, "signal", run_id, "nope", "--data", '{"approve": true}')
     assert unknown.returncode == 1
     assert f"run {run_id} has no node nope (its nodes: n, ok)" in unknown.stderr
+    bare = awe(engine, "signal", run_id, "ok")
+    assert bare.returncode == 2 and '--data: an approval takes {"approve": true}' in bare.stderr
     signalled = awe(engine, "signal", run_id, "ok", "--data", '{"approve": true, "by": "cli"}')
     assert signalled.returncode == 0, signalled.stderr
     state = engine.wait(run_id, timeout=30)
@@ -162,9 +164,12 @@ def test_inputs_json_and_signal_and_cancel(engine: Engine) -> None:
 
     other = awe(engine, "run", "cli-approve", "--inputs-json", '{"items": []}', "--json")
     other_id = last_json(other.stdout)["run_id"]
-    assert awe(engine, "cancel", other_id).returncode == 0
+    assert awe(engine, "cancel", other_id, "--reason", "not needed").returncode == 0
     cancelled = engine.wait(other_id, timeout=30)
     assert cancelled.status == "cancelled"
+    assert cancelled.error is not None and cancelled.error.message == "not needed"
+    again = awe(engine, "cancel", other_id)
+    assert again.returncode == 1 and f"run {other_id} has already been cancelled" in again.stderr
     assert cancelled.nodes["ok"].status == "cancelled", "the approval it waited for is abandoned with it"
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -67,7 +68,12 @@ def browser() -> Iterator[WebDriver]:
 
 
 def _until(browser: WebDriver, what: str, check: object) -> None:
-    WebDriverWait(browser, WAIT_S).until(check, f"{what} (browser log: {browser.get_log('browser')})")  # type: ignore[arg-type]
+    # The page redraws rows as events arrive: an element found a moment ago may be gone, so look again.
+    redrawn = (StaleElementReferenceException, NoSuchElementException)
+    WebDriverWait(browser, WAIT_S, ignored_exceptions=redrawn).until(
+        check,  # type: ignore[arg-type]
+        f"{what} (browser log: {browser.get_log('browser')})",
+    )
 
 
 def _text(browser: WebDriver, element_id: str) -> str:
@@ -89,6 +95,7 @@ def _sign_in(browser: WebDriver, gateway: GatewayServer, key: str) -> None:
 def _start(browser: WebDriver, workflow: str, inputs: dict[str, str]) -> str:
     _until(browser, "the workflow list", lambda b: workflow in _text(b, "workflow"))
     Select(browser.find_element(By.ID, "workflow")).select_by_value(workflow)
+    _until(browser, "its inputs described", lambda b: "who (string, required)" in _text(b, "inputs-hint"))
     box = browser.find_element(By.ID, "inputs")
     box.clear()
     box.send_keys(json.dumps(inputs))
@@ -126,6 +133,10 @@ def test_an_operator_starts_watches_approves_and_cancels(
     _sign_in(browser, gateway, "ui-op")
     assert _text(browser, "who") == "tenant ui · operator · olga"
 
+    Select(browser.find_element(By.ID, "workflow")).select_by_value(workflow)
+    _until(browser, "its inputs described", lambda b: "who (string, required)" in _text(b, "inputs-hint"))
+    skeleton = browser.find_element(By.ID, "inputs").get_attribute("value")
+    assert json.loads(str(skeleton)) == {"who": ""}, "a skeleton of the declared inputs to fill in"
     run_id = _start(browser, workflow, {"who": "Ada"})
     streamed = '#nodes tr[data-node="write"] pre.tokens'
     _until(browser, "the first tokens", lambda b: b.find_elements(By.CSS_SELECTOR, streamed))
@@ -149,12 +160,22 @@ def test_an_operator_starts_watches_approves_and_cancels(
     row = f'#runs tr[data-run="{run_id}"]'
     _until(browser, "the list updated live", lambda b: "succeeded" in b.find_element(By.CSS_SELECTOR, row).text)
 
-    _start(browser, workflow, {"who": "Bo"})
-    _until(browser, "the second run waiting", lambda b: "waiting" in _node(b, "approve").text)
+    # With the list filtered to other runs, the followed run still has its kinds and its buttons.
+    Select(browser.find_element(By.ID, "status-filter")).select_by_value("succeeded")
+    other = _start(browser, workflow, {"who": "Bo"})
+    _until(browser, "the second run waiting", lambda b: _node(b, "approve").find_elements(By.CLASS_NAME, "approve"))
+    assert other not in _text(browser, "runs")
     browser.find_element(By.ID, "cancel").click()
+    browser.switch_to.alert.accept()
     _until(browser, "the run cancelled", lambda b: _text(b, "run-status") == "cancelled")
     assert "cancelled" in _node(browser, "approve").text
+    assert "cancelled from the web page by olga" in _text(browser, "outputs")
     assert not browser.find_element(By.ID, "cancel").is_displayed()
+
+    # Only the address's hash changes: the page follows the run it names.
+    browser.execute_script("location.hash = arguments[0]", f"run={run_id}")
+    _until(browser, "the first run again", lambda b: _text(b, "run-id") == run_id)
+    _until(browser, "its status", lambda b: _text(b, "run-status") == "succeeded")
 
 
 def test_a_viewer_sees_runs_but_no_buttons_and_output_stays_text(
@@ -176,6 +197,12 @@ def test_a_viewer_sees_runs_but_no_buttons_and_output_stays_text(
     assert browser.current_url.endswith(f"#run={run_id}"), "the address links to the run"
     assert browser.find_elements(By.CSS_SELECTOR, "#run img") == []
     assert browser.execute_script("return window.pwned") is None
+
+    # A link to a run that is not there says so, with nothing to act on.
+    browser.get(f"{gateway.url}/#run=no-such-run")
+    _until(browser, "the missing run", lambda b: _text(b, "run-status") == "not found")
+    assert "There is no run no-such-run in tenant ui" in _text(browser, "run-workflow")
+    assert not browser.find_element(By.ID, "cancel").is_displayed()
 
     # A link to the run opens it; the list filters by status.
     browser.get(f"{gateway.url}/#run={run_id}")

@@ -108,11 +108,15 @@ def test_a_run_started_watched_signalled_and_read_back_over_rest(
         assert waiting["nodes"]["approve"]["status"] == "waiting"
         unknown = acme.post(f"/v1/runs/{run_id}/signals/nope", json={"approve": True})
         assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "unknown_node"
+        vague = acme.post(f"/v1/runs/{run_id}/signals/approve", json={"approve": "yes"})
+        assert vague.status_code == 422 and vague.json()["error"]["code"] == "invalid_answer"
         assert acme.post(f"/v1/runs/{run_id}/signals/approve", json={"approve": True}).status_code == 202
         done = _until_status(acme, run_id, "succeeded")
         assert done["outputs"] == {"greeting": "hi Ada"}
         late = acme.post(f"/v1/runs/{run_id}/signals/approve", json={"approve": False})
         assert late.status_code == 409 and late.json()["error"]["code"] == "run_ended"
+        too_late = acme.post(f"/v1/runs/{run_id}/cancel", json={"reason": "late"})
+        assert too_late.status_code == 409 and too_late.json()["error"]["code"] == "run_ended"
         # The same object as `awe run --json`: the fold of the run's log.
         assert done == orjson.loads(orjson.dumps(run_view(EventStore(engine.settings).state_at(run_id))))
 

@@ -1,10 +1,11 @@
-"""Which signals a run takes: the rule the orchestrator applies and the CLI and the gateway check first."""
+"""Which signals and cancels a run takes, and what an approval's answer is: the rules the orchestrator
+applies and the CLI and the gateway check first."""
 
 from __future__ import annotations
 
 import pytest
 
-from schemas.signals import refuse_signal
+from schemas.refusals import refuse_answer, refuse_cancel, refuse_signal
 from schemas.state import NodeState, RunState
 from schemas.validation import validate_definition
 
@@ -44,3 +45,23 @@ def test_a_dropped_signal_is_refused_with_a_reason(state: RunState, node: str, c
     assert refused.code == code
     assert words in refused.message
     assert not refused.retryable
+
+
+def test_a_cancel_is_taken_only_by_a_run_that_started_and_has_not_ended() -> None:
+    assert refuse_cancel(running()) is None
+    assert refuse_cancel(running(ok=NodeState(status="waiting")).model_copy(update={"status": "waiting"})) is None
+    unknown = refuse_cancel(RunState(run_id="r1"))
+    assert unknown is not None and unknown.code == "unknown_run"
+    ended = refuse_cancel(running().model_copy(update={"status": "failed"}))
+    assert ended is not None and (ended.code, ended.message) == ("run_ended", "run r1 has already failed")
+
+
+@pytest.mark.parametrize("data", [{"approve": True}, {"approve": False, "why": "no"}])
+def test_an_answer_names_approve_true_or_false(data: object) -> None:
+    assert refuse_answer(data) is None
+
+
+@pytest.mark.parametrize("data", [None, {}, {"approve": "yes"}, {"approve": 1}, [True], "approve"])
+def test_anything_else_is_not_an_answer(data: object) -> None:
+    refused = refuse_answer(data)
+    assert refused is not None and refused.code == "invalid_answer"
