@@ -16,8 +16,9 @@ from streams.admin import check_broker
 from streams.exceptions import BrokerUnavailableError
 from streams.settings import Settings
 
-out = Console()
-err = Console(stderr=True)
+# soft_wrap: a long line stays one line (a command to copy, a path), in a terminal and in a log file alike.
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_TIMEOUT = 0, 1, 2, 3
 

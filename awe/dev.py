@@ -116,11 +116,16 @@ def run_dev(*, port: int, example: str, once: bool, console: Console, gateway_po
         gateway = None if once else _start_gateway(env, gateway_port, console)
         page = f"http://127.0.0.1:{gateway_port}/" if gateway is not None else None
         state = _demo_run(settings, example, console, page)
-        console.print_json(data=run_view(state))
+        view = run_view(state)
+        console.print_json(data={key: view[key] for key in ("run_id", "status", "outputs", "error")})
+        console.print(f"every node of it: awe state {state.run_id}", highlight=False)
         code = 0 if state.status == "succeeded" else 1
         if not once:
             console.print("awe is running; Ctrl-C stops the worker, the gateway and the broker.")
+            # SIGINT too: a shell that starts `awe dev &` hands it down ignored, and Ctrl-C or kill -INT
+            # should still stop everything.
             signal.signal(signal.SIGTERM, _interrupt)
+            signal.signal(signal.SIGINT, _interrupt)
             with contextlib.suppress(KeyboardInterrupt):
                 worker.wait()
         return code

@@ -8,6 +8,7 @@ aiohttp rather than httpx: on the engine benchmark httpx took a quarter of the w
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 import aiohttp
@@ -59,7 +60,9 @@ class HttpHandler:
         except aiohttp.InvalidURL as err:
             raise ExecutionError(f"invalid URL {url!r}: {err}", code="invalid_url", retryable=False) from err
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.IncompleteReadError) as err:
-            raise ExecutionError(f"{method} {url} failed: {err!r}", code="connection_error", retryable=True) from err
+            raise ExecutionError(
+                f"{method} {url} failed: {_reason(err)}", code="connection_error", retryable=True
+            ) from err
         status = response.status
         if 200 <= status < 300:
             return output
@@ -99,3 +102,10 @@ def _retry_after(value: str | None) -> float | None:
         return float(value) if value is not None else None
     except ValueError:
         return None
+
+
+def _reason(err: Exception) -> str:
+    """What went wrong, as a person reads it: "connection refused", not aiohttp's repr of the connection key."""
+    if isinstance(err, aiohttp.ClientConnectorError) and err.os_error.errno:
+        return os.strerror(err.os_error.errno).lower()
+    return str(err) or type(err).__name__
