@@ -250,7 +250,9 @@ def dev(
     port: Annotated[int, typer.Option(help="broker port")] = 9092,
     example: Annotated[str, typer.Option(help="which example to run")] = "triage",
     once: Annotated[bool, typer.Option("--once", help="stop everything after the demo run")] = False,
-    gateway_port: Annotated[int, typer.Option(help="the gateway's port: web page and API (0: none)")] = 8080,
+    gateway_port: Annotated[
+        int, typer.Option(help="the gateway's port: web page and API (0: none; no gateway with --once)")
+    ] = 8080,
 ) -> None:
     """Start a broker, a worker and the examples; run one example live, approving it when it asks."""
     from awe.dev import run_dev

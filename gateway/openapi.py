@@ -230,7 +230,7 @@ def document() -> dict[str, Any]:
                         "required": False,
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Cancel"}}},
                     },
-                    "responses": {**_ok(202, "sent"), **_errors(403, 404, 413, 422)},
+                    "responses": {**_ok(202, "sent"), **_errors(403, 404, 409, 413, 422)},
                 }
             },
             "/v1/runs/{run_id}/fork": {

@@ -80,6 +80,8 @@ class UsageTotals(_Model):
     output_tokens: int = 0
     cached_tokens: int = 0
     cost_usd: float = 0.0
+    #: Calls whose cost is unknown (no price for the model): ``cost_usd`` leaves them out, so it is a floor.
+    unpriced_calls: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -94,6 +96,7 @@ class UsageTotals(_Model):
             output_tokens=self.output_tokens + usage.output_tokens,
             cached_tokens=self.cached_tokens + usage.cached_tokens,
             cost_usd=self.cost_usd + (cost_usd or 0.0),
+            unpriced_calls=self.unpriced_calls + (cost_usd is None),
         )
 
 

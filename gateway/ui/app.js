@@ -33,6 +33,11 @@ function short(value, limit = 160) {
   return text.length > limit ? text.slice(0, limit - 1) + "…" : text;
 }
 
+// "2026-12-06T16:14:13.422226Z" as "2026-12-06 16:14:13" (UTC, as on the log; the full time is the tooltip).
+function when(iso) {
+  return iso ? iso.replace("T", " ").slice(0, 19) : "";
+}
+
 function notice(message) {
   const box = $("notice");
   box.textContent = message || "";
@@ -163,7 +168,14 @@ function onEvent(event) {
   // The run's start carries its workflow, version and definition (the node kinds), whatever the list shows.
   if (event.type === "RunStarted") run.started = { ...event.payload, time: event.time };
   $("events").tBodies[0].prepend(
-    el("tr", {}, el("td", {}, event.seq), el("td", {}, event.type), el("td", {}, event.time), el("td", {}, short(event.payload)))
+    el(
+      "tr",
+      {},
+      el("td", {}, event.seq),
+      el("td", {}, event.type),
+      el("td", { title: event.time }, when(event.time)),
+      el("td", {}, short(event.payload))
+    )
   );
   soon("run", 100, loadRun);
 }
@@ -199,7 +211,10 @@ async function describeInputs() {
   const hints = [];
   for (const [input, spec] of Object.entries(inputs)) {
     const type = spec.type || "any";
-    skeleton[input] = "default" in spec ? spec.default : blank[type] ?? null;
+    // A required input with no default is null: a start left as it is gets told what is missing.
+    if ("default" in spec) skeleton[input] = spec.default;
+    else if (spec.required) skeleton[input] = null;
+    else skeleton[input] = blank[type] ?? null;
     hints.push(`${input} (${type}${spec.required ? ", required" : ""}${"default" in spec ? ", default " + JSON.stringify(spec.default) : ""})`);
   }
   $("inputs").value = JSON.stringify(skeleton, null, 1);
@@ -224,7 +239,7 @@ async function loadRuns() {
       el("td", { class: "mono" }, run.run_id),
       el("td", {}, `${run.workflow ?? ""} v${run.version ?? ""}`),
       el("td", {}, el("span", { class: "badge " + run.status }, run.status)),
-      el("td", {}, run.started_at ?? "")
+      el("td", { title: run.started_at ?? "" }, when(run.started_at))
     )
   );
   $("runs").tBodies[0].replaceChildren(...rows);
@@ -295,21 +310,29 @@ function renderRun() {
     for (const id of ["run-usage", "outputs"]) $(id).textContent = "";
     $("nodes").tBodies[0].replaceChildren();
     $("cancel").hidden = true;
+    $("run-details").hidden = true;
     return;
   }
+  $("run-details").hidden = false;
   if (!run.view) return;
   const view = run.view;
   const started = run.started;
   $("run-status").textContent = view.status;
   $("run-status").className = "badge " + view.status;
-  $("run-workflow").textContent = started ? `${started.workflow} v${started.version}, started ${started.time}` : "";
+  $("run-workflow").textContent = started ? `${started.workflow} v${started.version}, started ${when(started.time)} UTC` : "";
   const usage = view.usage || {};
   $("run-usage").textContent = usage.calls
     ? `AI: ${usage.calls} ${usage.calls === 1 ? "call" : "calls"}, ${usage.input_tokens} tokens in, ${usage.output_tokens} out` +
-      (usage.cost_usd > 0 ? `, $${usage.cost_usd.toFixed(6)}` : ", no price known")
+      (usage.unpriced_calls === usage.calls ? ", cost unknown" : "") +
+      (usage.unpriced_calls && usage.unpriced_calls < usage.calls ? `, cost unknown for ${usage.unpriced_calls} of them` : "") +
+      (usage.cost_usd > 0 ? `, $${usage.cost_usd.toFixed(6)}${usage.unpriced_calls ? " for the rest" : ""}` : "")
     : "";
   $("cancel").hidden = TERMINAL.has(view.status) || RANK[ui.me.role] < RANK.operator;
-  $("outputs").textContent = view.error ? `error ${view.error.code}: ${view.error.message}` : JSON.stringify(view.outputs, null, 2);
+  $("outputs").textContent = view.error
+    ? `error ${view.error.code}: ${view.error.message}`
+    : view.outputs === null
+      ? "none yet"
+      : JSON.stringify(view.outputs, null, 2);
   const nodes = Object.entries(view.nodes || {}).map(([id, node]) => nodeRow(run, id, node));
   $("nodes").tBodies[0].replaceChildren(...nodes);
 }

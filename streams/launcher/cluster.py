@@ -11,6 +11,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -223,7 +224,10 @@ def _wait_producer_ids(cluster: Cluster, timeout: float) -> None:
     Initialising one transactional producer waits that out, and creates the transaction state topic that
     the first exactly-once worker would otherwise wait for.
     """
-    probe = Producer({"bootstrap.servers": cluster.bootstrap, "transactional.id": "awe-launcher-ready", "log_level": 0})
+    # A new transactional id each time: a known one only has its epoch bumped, and on a restarted broker that
+    # succeeds before the producer id manager can hand out a new id.
+    transactional_id = f"awe-launcher-ready-{uuid.uuid4().hex}"
+    probe = Producer({"bootstrap.servers": cluster.bootstrap, "transactional.id": transactional_id, "log_level": 0})
     try:
         probe.init_transactions(timeout)
     except KafkaException as exc:

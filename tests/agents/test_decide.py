@@ -1102,7 +1102,14 @@ def test_run_view_shape() -> None:
             "c": {"status": "skipped", "output": None, "attempts": 0, "error": None},
         },
         "error": None,
-        "usage": {"calls": 0, "input_tokens": 0, "output_tokens": 0, "cached_tokens": 0, "cost_usd": 0.0},
+        "usage": {
+            "calls": 0,
+            "input_tokens": 0,
+            "output_tokens": 0,
+            "cached_tokens": 0,
+            "cost_usd": 0.0,
+            "unpriced_calls": 0,
+        },
     }
     json.dumps(run_view(run.state))  # plain JSON
 
@@ -1114,7 +1121,14 @@ def test_run_view_of_a_run_not_started_yet_says_running() -> None:
         "outputs": None,
         "nodes": {},
         "error": None,
-        "usage": {"calls": 0, "input_tokens": 0, "output_tokens": 0, "cached_tokens": 0, "cost_usd": 0.0},
+        "usage": {
+            "calls": 0,
+            "input_tokens": 0,
+            "output_tokens": 0,
+            "cached_tokens": 0,
+            "cost_usd": 0.0,
+            "unpriced_calls": 0,
+        },
     }
 
 

@@ -80,6 +80,7 @@ def test_the_answer_is_recorded_before_the_node_succeeds_and_the_run_counts_its_
         "output_tokens": 5,
         "cached_tokens": 0,
         "cost_usd": 0.001,
+        "unpriced_calls": 0,
     }
     answer(run, "b", tokens=(1, 2))
     assert run.status() == "succeeded"

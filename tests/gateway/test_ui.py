@@ -136,7 +136,9 @@ def test_an_operator_starts_watches_approves_and_cancels(
     Select(browser.find_element(By.ID, "workflow")).select_by_value(workflow)
     _until(browser, "its inputs described", lambda b: "who (string, required)" in _text(b, "inputs-hint"))
     skeleton = browser.find_element(By.ID, "inputs").get_attribute("value")
-    assert json.loads(str(skeleton)) == {"who": ""}, "a skeleton of the declared inputs to fill in"
+    assert json.loads(str(skeleton)) == {"who": None}, "a skeleton of the declared inputs to fill in"
+    browser.find_element(By.CSS_SELECTOR, "#start-form button").click()  # as it is: nothing starts
+    _until(browser, "the refusal", lambda b: "inputs.who" in _text(b, "notice"))
     run_id = _start(browser, workflow, {"who": "Ada"})
     streamed = '#nodes tr[data-node="write"] pre.tokens'
     _until(browser, "the first tokens", lambda b: b.find_elements(By.CSS_SELECTOR, streamed))

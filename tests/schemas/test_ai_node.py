@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from schemas.ai import Usage, UsageTotals
 from schemas.definition import AiNode
 from schemas.exceptions import DefinitionError
 from schemas.validation import validate_definition
@@ -69,3 +70,8 @@ def test_messages_instead_of_a_prompt() -> None:
 def test_mistakes_are_reported_with_their_path(node: dict[str, Any], fragment: str) -> None:
     problems = _problems(**node)
     assert any(fragment in p and p.startswith("nodes.a") for p in problems), problems
+
+
+def test_usage_totals_count_the_calls_they_could_not_price() -> None:
+    totals = UsageTotals().add(Usage(input_tokens=10, output_tokens=2), 0.5).add(Usage(input_tokens=3), None)
+    assert (totals.calls, totals.input_tokens, totals.cost_usd, totals.unpriced_calls) == (2, 13, 0.5, 1)

@@ -62,6 +62,16 @@ def _write_executable(path: Path, text: str) -> None:
     path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
 
 
+def _assert_hands_out_producer_ids(bootstrap: str) -> None:
+    """An idempotent producer started as ``up`` returns has nothing to warn about (no coordinator loading)."""
+    probe = (
+        "from confluent_kafka import Producer; "
+        f"p = Producer({{'bootstrap.servers': '{bootstrap}', 'enable.idempotence': True}}); p.poll(3)"
+    )
+    started_now = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert started_now.returncode == 0 and started_now.stderr == "", started_now.stderr
+
+
 def _without_java(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     empty = tmp_path / "bin"
     empty.mkdir()
@@ -81,13 +91,7 @@ def test_ephemeral_cluster_runs_transactions_and_goes_away(started: list[int]) -
     assert cluster.log_files[0].stat().st_size > 0
     assert cluster.nodes[0].stdout_log.stat().st_size == 0
 
-    # It hands out producer ids at once: an idempotent producer started now has nothing to warn about.
-    probe = (
-        "from confluent_kafka import Producer; "
-        f"p = Producer({{'bootstrap.servers': '{cluster.bootstrap}', 'enable.idempotence': True}}); p.poll(3)"
-    )
-    started_now = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
-    assert started_now.returncode == 0 and started_now.stderr == "", started_now.stderr
+    _assert_hands_out_producer_ids(cluster.bootstrap)
 
     # Asking again for the same thing returns the running cluster instead of failing.
     assert launcher.up(EPHEMERAL_PORT, ephemeral=True).pids == cluster.pids
@@ -144,6 +148,7 @@ def test_data_dir_survives_down_and_up(started: list[int], tmp_path: Path) -> No
     assert (data / "node-1" / "data" / "meta.properties").is_file()
 
     again = launcher.up(PERSISTENT_PORT, data_dir=data)
+    _assert_hands_out_producer_ids(again.bootstrap)  # a restart loads its coordinators again
     topics = AdminClient({"bootstrap.servers": again.bootstrap}).list_topics(timeout=10).topics
     assert "kept" in topics
     assert len(topics["kept"].partitions) == 2
