@@ -262,7 +262,8 @@ code{background:#f3f3f3;padding:0 .3em}h2{margin-top:1.5em}.m{display:inline-blo
 pre{background:#f7f7f7;padding:.6em;overflow:auto;font-size:13px}</style></head>
 <body><h1>awe gateway API</h1>
 <p>Send <code>Authorization: Bearer &lt;API key or JWT&gt;</code>. The machine-readable document is
-<a href="/openapi.json">/openapi.json</a>; the WebSocket protocol of <code>/v1/stream</code> is in docs/gateway.md.</p>
+<a href="/openapi.json">/openapi.json</a>; the WebSocket protocol of <code>/v1/stream</code> is in docs/gateway.md.
+Every error answers <code>{"error": {"code", "message", "detail"}}</code> with a stable <code>code</code>.</p>
 <div id="paths">loading…</div>
 <script>
 fetch('/openapi.json').then(r => r.json()).then(doc => {
@@ -275,8 +276,9 @@ fetch('/openapi.json').then(r => r.json()).then(doc => {
       p.appendChild(m); p.appendChild(document.createTextNode(op.summary || ''));
       out.appendChild(p);
       const pre = document.createElement('pre');
-      pre.textContent = JSON.stringify({parameters: op.parameters, requestBody: op.requestBody,
-                                        responses: Object.keys(op.responses)}, null, 1);
+      const responses = Object.fromEntries(
+        Object.entries(op.responses).map(([status, r]) => [status, r.description || '']));
+      pre.textContent = JSON.stringify({parameters: op.parameters, requestBody: op.requestBody, responses}, null, 1);
       out.appendChild(pre);
     }
   }
