@@ -26,6 +26,7 @@ from gateway.metrics import RequestMetrics
 from gateway.openapi import ROUTES as OPENAPI
 from gateway.producer import AsyncProducer
 from gateway.ratelimit import TenantLimiter
+from gateway.redact import redact_tokens_in_server_logs
 from gateway.routes.health import ROUTES as HEALTH
 from gateway.routes.me import ROUTES as ME
 from gateway.routes.runs import ROUTES as RUNS
@@ -50,6 +51,7 @@ def create_app(settings: Settings, *, require_auth: bool = False, replayer: Repl
     the server starts; ``require_auth`` refuses to build an open gateway. Without a ``replayer``,
     ``POST /v1/runs/{id}/replay`` answers 501."""
     auth = Authenticator.from_settings(settings)
+    redact_tokens_in_server_logs()
     if auth.open:
         if require_auth:
             raise ConfigurationError("--require-auth: no API keys and no JWT key are configured")
