@@ -29,6 +29,10 @@ class CommandClient:
         self.topic = Catalog(settings).name(Role.COMMANDS)
         self._producer = RecordProducer(settings)
 
+    def close(self) -> None:
+        """Release the producer (every command was already confirmed by the broker)."""
+        self._producer.close()
+
     def start(
         self,
         workflow: str,

@@ -67,6 +67,10 @@ class RecordProducer:
                 self._producer.poll(0.05)
         self._producer.poll(0)
 
+    def close(self) -> None:
+        """Deliver what is queued and let the client go, while its broker is still there to say goodbye to."""
+        self._producer.close()
+
     def flush(self, timeout: float = 15.0) -> None:
         """Wait for every queued record; raise ProduceError if any was not written."""
         remaining = self._producer.flush(timeout)

@@ -250,6 +250,7 @@ class Engine:
         for worker in self.workers:
             worker.stop()
         self.registry.close()
+        self.client.close()
 
 
 class FlakyServer:
