@@ -11,6 +11,7 @@ const ui = {
   ws: null,
   runs: [],
   selected: null, // the followed run: {id, view, started, lastSeq, tokens, missing}
+  limit: 50, // runs listed; "show more" adds a page, up to the API's 1000
   pending: new Map(), // debounced refreshes by name
 };
 
@@ -226,7 +227,7 @@ $("workflow").addEventListener("change", describeInputs);
 async function loadRuns() {
   try {
     const status = $("status-filter").value;
-    ui.runs = (await api("GET", "/v1/runs?limit=50" + (status ? "&status=" + status : ""))).runs;
+    ui.runs = (await api("GET", `/v1/runs?limit=${ui.limit}` + (status ? "&status=" + status : ""))).runs;
   } catch (error) {
     if (error.status === 503) soon("runs", 1000, loadRuns); // the gateway is still reading the log
     else notice(error.message);
@@ -243,9 +244,15 @@ async function loadRuns() {
     )
   );
   $("runs").tBodies[0].replaceChildren(...rows);
+  $("more-runs").hidden = ui.runs.length < ui.limit || ui.limit >= 1000;
 }
 
 $("status-filter").addEventListener("change", loadRuns);
+
+$("more-runs").addEventListener("click", () => {
+  ui.limit = Math.min(ui.limit + 50, 1000);
+  loadRuns();
+});
 
 $("start-form").addEventListener("submit", async (event) => {
   event.preventDefault();
@@ -320,6 +327,7 @@ function renderRun() {
   $("run-status").textContent = view.status;
   $("run-status").className = "badge " + view.status;
   $("run-workflow").textContent = started ? `${started.workflow} v${started.version}, started ${when(started.time)} UTC` : "";
+  $("run-inputs").textContent = started ? JSON.stringify(started.inputs, null, 2) : "";
   const usage = view.usage || {};
   $("run-usage").textContent = usage.calls
     ? `AI: ${usage.calls} ${usage.calls === 1 ? "call" : "calls"}, ${usage.input_tokens} tokens in, ${usage.output_tokens} out` +

@@ -20,7 +20,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from tests.gateway.server import GatewayServer, gateway_settings
-from tests.harness import AiServers, Engine
+from tests.harness import AiServers, Engine, wait_until
 from tests.loopback import Reply
 
 KEYS = {"ui-op": {"tenant": "ui", "role": "operator", "name": "olga"}, "ui-view": {"tenant": "ui", "role": "viewer"}}
@@ -196,6 +196,7 @@ def test_a_viewer_sees_runs_but_no_buttons_and_output_stays_text(
     assert _node(browser, "approve").find_elements(By.TAG_NAME, "button") == []
     assert not browser.find_element(By.ID, "cancel").is_displayed()
     assert f"hi {markup}" in _node(browser, "greet").text
+    assert json.loads(_text(browser, "run-inputs")) == {"who": markup}
     assert browser.current_url.endswith(f"#run={run_id}"), "the address links to the run"
     assert browser.find_elements(By.CSS_SELECTOR, "#run img") == []
     assert browser.execute_script("return window.pwned") is None
@@ -213,3 +214,23 @@ def test_a_viewer_sees_runs_but_no_buttons_and_output_stays_text(
     _until(browser, "the filtered list", lambda b: run_id not in _text(b, "runs"))
     Select(browser.find_element(By.ID, "status-filter")).select_by_value("waiting")
     _until(browser, "the waiting runs", lambda b: run_id in _text(b, "runs"))
+
+
+def test_the_list_shows_fifty_runs_and_more_on_request(browser: WebDriver, gateway: GatewayServer) -> None:
+    name = f"ui-many-{uuid.uuid4().hex[:6]}"
+    with gateway.client("ui-op") as client:
+        assert client.post("/v1/workflows", json={"name": name, "nodes": {"a": {"kind": "transform", "output": 1}}})
+        for _ in range(51):
+            assert client.post("/v1/runs", json={"workflow": name, "inputs": {}}).status_code == 202
+
+        def listed() -> bool:
+            runs = client.get("/v1/runs", params={"workflow": name, "limit": 100}).json()["runs"]
+            return len(runs) == 51
+
+        wait_until(listed, timeout=WAIT_S)
+        total = len(client.get("/v1/runs", params={"limit": 100}).json()["runs"])
+    _sign_in(browser, gateway, "ui-view")
+    rows = "#runs tbody tr"
+    _until(browser, "a page of runs", lambda b: len(b.find_elements(By.CSS_SELECTOR, rows)) == 50)
+    browser.find_element(By.ID, "more-runs").click()
+    _until(browser, "the next page", lambda b: len(b.find_elements(By.CSS_SELECTOR, rows)) == total)
