@@ -33,11 +33,6 @@ from streams.topics import Catalog, Role
 log = logging.getLogger("awe.orchestrator")
 
 
-def changelog_topic(settings: Settings) -> str:
-    """The runs table's changelog: the name Faust gives table ``runs`` of app ``app_id``, for both runtimes."""
-    return f"{settings.app_id}-runs-changelog"
-
-
 @dataclass(frozen=True, slots=True)
 class Record:
     """One record read from ``awe.commands`` or ``awe.results``."""
@@ -95,7 +90,7 @@ class Steps:
         self.commands = self.catalog.name(Role.COMMANDS)
         self.events = self.catalog.name(Role.EVENTS)
         self.dlq = self.catalog.name(Role.DLQ)
-        self.changelog = changelog_topic(settings)
+        self.changelog = self.catalog.run_states()
 
     def state(self, run_id: str) -> RunState:
         """A run's state as this worker holds it (``pending`` for a run it has not seen)."""

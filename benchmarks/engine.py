@@ -3,10 +3,12 @@
 Closed loop: each client starts a run, waits for its RunSucceeded on ``awe.events``, and starts the next.
 Scenarios: a 3-node chain of ``http`` nodes against a loopback server (an executor hop per step, each
 result recorded before the next step starts), a 3-node ``transform`` chain (evaluated inside ``decide``),
-and a 10-way ``http`` fan-out. Every figure is labelled with the delivery guarantee the worker ran under.
+and a 10-way ``http`` fan-out. Every figure is labelled with the delivery guarantee the worker ran under,
+and with the orchestrator's runtime (a Faust agent, or the librdkafka loop).
 
     python benchmarks/engine.py                     # starts its own broker unless AWE_KAFKA_BOOTSTRAP is set
     python benchmarks/engine.py --seconds 5 --clients 1 16 --scenarios http_chain
+    python benchmarks/engine.py --orchestrators loop --guarantees exactly_once
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -302,6 +304,7 @@ class Session:
         log_dir: Path,
         args: argparse.Namespace,
         command: list[str] | None = None,
+        orchestrator: Literal["faust", "loop"] = "faust",
     ) -> None:
         tag = uuid.uuid4().hex[:6]
         self.settings = Settings(
@@ -311,6 +314,7 @@ class Session:
             data_dir=log_dir / "data",
             partitions=args.partitions,
             processing_guarantee=guarantee,
+            orchestrator=orchestrator,
             commit_interval_s=args.commit_interval,
             http_concurrency=128,
         )
@@ -400,6 +404,13 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--scenarios", nargs="+", default=["http_chain", "transform_chain", "fan_out_10"])
     parser.add_argument("--guarantees", nargs="+", default=["exactly_once", "at_least_once"])
+    parser.add_argument(
+        "--orchestrators",
+        nargs="+",
+        choices=["faust", "loop"],
+        default=["faust", "loop"],
+        help="the orchestrator's runtimes to measure (AWE_ORCHESTRATOR)",
+    )
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--workers", type=int, default=1, help="worker processes sharing the partitions")
     parser.add_argument("--commit-interval", type=float, default=Settings().commit_interval_s, help="seconds")
@@ -419,14 +430,17 @@ def main() -> None:
             f"worker processes: {args.workers}"
         )
         print()
-        print(f"{'guarantee':<14}{'scenario':<17}{'clients':>7}{HEADER}")
-        for guarantee in args.guarantees:
-            with Session(bootstrap, guarantee, server.url, log_dir, args) as session:
-                for scenario in args.scenarios:
-                    for clients in args.clients:
-                        t = session.measure(scenario, clients, args.seconds)
-                        print(f"{guarantee:<14}{scenario:<17}{clients:>7}{t.row(raw)}", flush=True)
+        print(f"{'runtime':<8}{'guarantee':<14}{'scenario':<17}{'clients':>7}{HEADER}")
+        for orchestrator in args.orchestrators:
+            for guarantee in args.guarantees:
+                with Session(bootstrap, guarantee, server.url, log_dir, args, orchestrator=orchestrator) as session:
+                    for scenario in args.scenarios:
+                        for clients in args.clients:
+                            t = session.measure(scenario, clients, args.seconds)
+                            row = f"{orchestrator:<8}{guarantee:<14}{scenario:<17}{clients:>7}{t.row(raw)}"
+                            print(row, flush=True)
         print()
+        print("runtime = the orchestrator's: a Faust agent (faust) or a librdkafka loop (loop); AWE_ORCHESTRATOR.")
         print("ratio = runs/s divided by the raw produce rate measured above, in this same run.")
         print("step = NodeScheduled to NodeSucceeded of an executor step (orchestrator clock); transform steps")
         print("are evaluated inside one decide() call and have no executor hop, so no step figure is shown.")

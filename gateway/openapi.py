@@ -89,6 +89,7 @@ def document() -> dict[str, Any]:
                         "outputs": {},
                         "nodes": {"type": "object"},
                         "error": {},
+                        "seq": {"type": "integer", "description": "the seq of the last event folded into it"},
                     },
                 },
             },

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     principal: str | None = Field(default=None, description="who commands from this process; else the OS user")
     app_id: str = "awe"
     processing_guarantee: Guarantee = "exactly_once"
+    orchestrator: Literal["faust", "loop"] = Field(
+        default="faust", description="the orchestrator's runtime: a Faust agent, or a librdkafka loop"
+    )
     commit_interval_s: float = Field(default=0.1, gt=0, description="bounds per-step latency under exactly-once")
     producer_linger_ms: float = Field(
         default=0.0, ge=0, description="the workers' producer batching delay; 0 keeps every hop short"

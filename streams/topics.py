@@ -61,6 +61,10 @@ class Catalog:
         """The tasks topic of a node kind."""
         return f"{self.prefix}tasks.{kind}"
 
+    def run_states(self) -> str:
+        """The orchestrator's run states (compacted): the changelog Faust names for table ``runs`` of the app."""
+        return f"{self.settings.app_id}-runs-changelog"
+
     def specs(self) -> list[TopicSpec]:
         """Every topic with its partitions and retention, in creation order."""
         s = self.settings
@@ -79,6 +83,7 @@ class Catalog:
             TopicSpec(self.name(Role.RESULTS), run_partitions, retained(s.retention_results_ms)),
             TopicSpec(self.name(Role.EVENTS), run_partitions, retained(-1)),
             TopicSpec(self.name(Role.TOKENS), run_partitions, retained(s.retention_tokens_ms)),
+            TopicSpec(self.run_states(), run_partitions, {**compacted, **sized}),
             TopicSpec(self.name(Role.DEFINITIONS), 1, compacted),
             # Records carry whole modules (up to 8 MiB, base64): more than Kafka's default 1 MiB.
             TopicSpec(self.name(Role.PLUGINS), 1, {**compacted, "max.message.bytes": str(16 << 20)}),

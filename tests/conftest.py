@@ -49,10 +49,27 @@ def worker_factory(tmp_path: Path) -> Iterator[object]:
         worker.stop()
 
 
+#: The orchestrator's runtimes (``AWE_ORCHESTRATOR``); a module marked ``both_runtimes`` runs under each.
+RUNTIMES = ("faust", "loop")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run the tests of a module marked ``both_runtimes`` once per orchestrator runtime."""
+    if "orchestrator" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_runtimes"):
+        metafunc.parametrize("orchestrator", RUNTIMES, indirect=True, scope="module")
+
+
 @pytest.fixture(scope="module")
-def engine(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+def orchestrator(request: pytest.FixtureRequest) -> str:
+    """The orchestrator runtime of this module's workers: the configured one unless parametrized."""
+    runtime: str = getattr(request, "param", Settings().orchestrator)
+    return runtime
+
+
+@pytest.fixture(scope="module")
+def engine(kafka_bootstrap: str, orchestrator: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     """Unique topics and one running worker, shared by the tests of a module."""
-    settings = unique_settings(kafka_bootstrap)
+    settings = unique_settings(kafka_bootstrap, orchestrator=orchestrator)
     ensure_topics(settings)
     eng = Engine(settings, tmp_path_factory.mktemp("workers"))
     eng.start_worker()

@@ -102,9 +102,12 @@ async def get_run(request: Request) -> JSONResponse:
     if events is None:
         if gateway.recent.get(run_id, principal.tenant) is not None:
             # Started from here moments ago; its first event is not folded yet.
-            return JSONResponse({"run_id": run_id, "status": "running", "outputs": None, "nodes": {}, "error": None})
+            return JSONResponse(
+                {"run_id": run_id, "status": "running", "outputs": None, "nodes": {}, "error": None, "seq": 0}
+            )
         raise _unknown(run_id)
-    return JSONResponse(run_view(_fold(run_id, events)))
+    state = _fold(run_id, events)
+    return JSONResponse({**run_view(state), "seq": state.seq})
 
 
 async def run_events(request: Request) -> Response:

@@ -299,6 +299,9 @@ async function loadRun() {
     if (ui.selected !== run) return;
     run.view = view;
     run.missing = false;
+    // The stream can be ahead of the gateway's index of runs, which the view is read through: a view behind
+    // the last event seen is read again, or a run whose last event came early would be shown without it.
+    if (view.seq < run.lastSeq) soon("run", 200, loadRun);
   } catch (error) {
     if (error.status === 404) run.missing = true;
     else notice(error.message);

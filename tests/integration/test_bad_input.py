@@ -6,6 +6,7 @@ import base64
 import uuid
 
 import orjson
+import pytest
 
 from schemas.state import RunState
 from streams.codec import loads
@@ -18,6 +19,9 @@ OK_WF = {
     "inputs": {"n": {"type": "integer", "required": True}},
     "nodes": {"x": {"kind": "transform", "output": "{{ inputs.n + 1 }}"}},
 }
+
+
+pytestmark = pytest.mark.both_runtimes
 
 
 def _produce(engine: Engine, key: bytes | None, value: bytes) -> None:

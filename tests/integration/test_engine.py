@@ -6,10 +6,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from schemas.commands import new_id
 from schemas.state import RunState
 from streams.partitioning import partition_for
 from tests.harness import Engine, FlakyServer, unique_settings
+
+pytestmark = pytest.mark.both_runtimes
 
 
 def _name() -> str:
@@ -335,11 +339,11 @@ def test_an_output_too_large_for_a_record_fails_its_node_once_and_the_worker_goe
 
 
 def test_a_saturated_executor_runs_every_task_once(
-    kafka_bootstrap: str, tmp_path: Path, http_server: FlakyServer
+    kafka_bootstrap: str, orchestrator: str, tmp_path: Path, http_server: FlakyServer
 ) -> None:
     # One task at a time: past two taken tasks the http executor pauses its partitions, and resumes them as
     # tasks finish (restarting their fetch where they stand). Through all of it no task is lost or run twice.
-    engine = Engine(unique_settings(kafka_bootstrap, http_concurrency=1), tmp_path)
+    engine = Engine(unique_settings(kafka_bootstrap, http_concurrency=1, orchestrator=orchestrator), tmp_path)
     try:
         engine.start_worker()
         key = uuid.uuid4().hex[:8]

@@ -13,6 +13,8 @@ from streams.codec import decode
 from streams.topics import Catalog, Role
 from tests.harness import Engine, FlakyServer, read_topic, unique_settings, wait_until
 
+pytestmark = pytest.mark.both_runtimes
+
 
 def _all_events(engine: Engine) -> dict[str, list[Envelope]]:
     by_run: dict[str, list[Envelope]] = {}
@@ -23,7 +25,7 @@ def _all_events(engine: Engine) -> dict[str, list[Envelope]]:
 
 
 def _table_states(engine: Engine) -> dict[str, RunState]:
-    changelog = f"{engine.settings.app_id}-runs-changelog"
+    changelog = Catalog(engine.settings).run_states()
     states: dict[str, RunState] = {}
     for key, value in read_topic(engine.settings, changelog):
         if key is not None and value is not None:
@@ -32,9 +34,9 @@ def _table_states(engine: Engine) -> dict[str, RunState]:
 
 
 def test_kill_9_mid_run_then_a_new_worker_finishes(
-    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory, http_server: FlakyServer
+    kafka_bootstrap: str, orchestrator: str, tmp_path_factory: pytest.TempPathFactory, http_server: FlakyServer
 ) -> None:
-    settings = unique_settings(kafka_bootstrap)
+    settings = unique_settings(kafka_bootstrap, orchestrator=orchestrator)
     ensure_topics(settings)
     engine = Engine(settings, Path(tmp_path_factory.mktemp("kill9")))
     try:
@@ -78,11 +80,11 @@ def test_kill_9_mid_run_then_a_new_worker_finishes(
 
 
 def test_two_workers_share_the_partitions(
-    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory, http_server: FlakyServer
+    kafka_bootstrap: str, orchestrator: str, tmp_path_factory: pytest.TempPathFactory, http_server: FlakyServer
 ) -> None:
     from confluent_kafka.admin import AdminClient
 
-    settings = unique_settings(kafka_bootstrap)
+    settings = unique_settings(kafka_bootstrap, orchestrator=orchestrator)
     ensure_topics(settings)
     engine = Engine(settings, Path(tmp_path_factory.mktemp("two")))
     try:
