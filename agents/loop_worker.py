@@ -1,8 +1,9 @@
 """A worker without Faust: the orchestrator's librdkafka loop and the executors, on one asyncio loop.
 
-``AWE_ORCHESTRATOR=loop`` runs this instead of the Faust app (``agents/worker.py``). The executors are the
-same in both; the orchestrator is ``agents/loop.py`` in a thread of its own. It prints ``Worker ready``
-once its first partitions are restored, as Faust's worker does, and stops on SIGINT or SIGTERM.
+This is the worker unless ``AWE_ORCHESTRATOR=faust`` asks for the Faust app (``agents/worker.py``). The
+executors are the same in both; the orchestrator is ``agents/loop.py`` in a thread of its own. It prints
+``Worker ready`` once its first partitions are restored, as Faust's worker does, and stops on SIGINT or
+SIGTERM.
 """
 
 from __future__ import annotations

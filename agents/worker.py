@@ -1,4 +1,4 @@
-"""A worker process: the orchestrator, the executors and the timer wheel in one Faust app."""
+"""A worker process: the executors, and the orchestrator on its librdkafka loop or as a Faust agent."""
 
 from __future__ import annotations
 

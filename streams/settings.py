@@ -36,8 +36,8 @@ class Settings(BaseSettings):
     principal: str | None = Field(default=None, description="who commands from this process; else the OS user")
     app_id: str = "awe"
     processing_guarantee: Guarantee = "exactly_once"
-    orchestrator: Literal["faust", "loop"] = Field(
-        default="faust", description="the orchestrator's runtime: a Faust agent, or a librdkafka loop"
+    orchestrator: Literal["loop", "faust"] = Field(
+        default="loop", description="the orchestrator's runtime: a librdkafka loop, or a Faust agent"
     )
     commit_interval_s: float = Field(default=0.1, gt=0, description="bounds per-step latency under exactly-once")
     producer_linger_ms: float = Field(
