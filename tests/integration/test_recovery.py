@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,11 @@ def _table_states(engine: Engine) -> dict[str, RunState]:
     return states
 
 
+#: Why a worker joining under load may fail under the Faust runtime (docs/architecture.md).
+FAUST_REBALANCE = (
+    "under Faust a worker may crash in its recovery of a rebalance while runs flow (ConsistencyError: a changelog "
+    "high watermark read as -1)"
+)
 #: Why the paused-worker test fails under the Faust runtime (docs/architecture.md).
 FAUST_STALL = (
     "under Faust the woken worker crashes (aiokafka IllegalOperation) and the other one crashes in Faust's "
@@ -133,6 +139,54 @@ def test_a_worker_paused_past_its_session_rejoins_without_writing_twice(
         events = _all_events(engine)
         tables = _table_states(engine)
         for run_id, _ in runs + later:
+            log = events[run_id]
+            assert [e.seq for e in log] == list(range(1, len(log) + 1)), "contiguous seq, no duplicates"
+            assert [e.type for e in log].count("RunSucceeded") == 1
+            assert tables[run_id].model_dump() == fold(run_id, log).model_dump(), "table state == fold(events)"
+    finally:
+        engine.close()
+
+
+def test_a_worker_joining_under_load_leaves_every_run_recorded_once(
+    kafka_bootstrap: str,
+    orchestrator: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    http_server: FlakyServer,
+    request: pytest.FixtureRequest,
+) -> None:
+    """A second worker joins while the first is busy: the rebalance revokes partitions mid-stream (on the loop,
+    possibly with a transaction open), and every run still ends once, with contiguous seq."""
+    if orchestrator == "faust":
+        # Not strict: it fails in some rounds only (one in four or five here).
+        request.applymarker(pytest.mark.xfail(reason=FAUST_REBALANCE, strict=False))
+    settings = unique_settings(kafka_bootstrap, orchestrator=orchestrator)
+    ensure_topics(settings)
+    engine = Engine(settings, Path(tmp_path_factory.mktemp("joining")))
+    try:
+        engine.start_worker()
+        engine.apply(
+            {
+                "name": "busy",
+                "nodes": {
+                    "a": {"kind": "http", "url": f"{http_server.url}/echo"},
+                    "nap": {"kind": "sleep", "duration": "1s", "depends_on": ["a"]},
+                    "b": {"kind": "http", "url": f"{http_server.url}/echo", "depends_on": ["nap"]},
+                    "c": {"kind": "transform", "output": "{{ nodes.b.output.status }}", "depends_on": ["b"]},
+                },
+            }
+        )
+        runs = [engine.start("busy") for _ in range(30)]
+        joining = engine.start_worker(wait=False)
+        while not joining.ready.is_set():  # runs start, sleep and wake throughout the rebalance
+            runs.append(engine.start("busy"))
+            time.sleep(0.02)
+        runs += [engine.start("busy") for _ in range(30)]
+        for run_id, offset in runs:
+            assert engine.wait(run_id, offset, timeout=90).status == "succeeded"
+
+        events = _all_events(engine)
+        tables = _table_states(engine)
+        for run_id, _ in runs:
             log = events[run_id]
             assert [e.seq for e in log] == list(range(1, len(log) + 1)), "contiguous seq, no duplicates"
             assert [e.type for e in log].count("RunSucceeded") == 1
