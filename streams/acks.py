@@ -32,6 +32,9 @@ class OutputStart:
     floor: int | None = None
     records_end: int = 0
     answered: frozenset[str] = frozenset()
+    #: For a partition no owner has committed yet: its first offset, to commit at once with ``end`` as the
+    #: resume point, so a crash before the first task's own commit still leaves the next owner a floor.
+    first: int | None = None
 
 
 class Commit(NamedTuple):

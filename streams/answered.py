@@ -74,7 +74,11 @@ def output_starts(
             results_end = _end(reader, TopicPartition(results_topic, tp.partition))
             floor = parse_resume(tp.metadata)
             tasks_end = _end(reader, TopicPartition(tp.topic, tp.partition))
-            if floor is None or tp.offset < 0 or tp.offset >= tasks_end or floor >= results_end:
+            if tp.offset < 0:
+                first = _watermarks(reader, TopicPartition(tp.topic, tp.partition))[0]
+                starts[(tp.topic, tp.partition)] = OutputStart(end=results_end, first=first)
+                continue
+            if floor is None or tp.offset >= tasks_end or floor >= results_end:
                 starts[(tp.topic, tp.partition)] = OutputStart(end=results_end)
                 continue
             answered = _task_ids(reader, TopicPartition(results_topic, tp.partition, floor), results_end, deadline)
@@ -87,7 +91,12 @@ def output_starts(
 
 
 def _end(consumer: Consumer, tp: TopicPartition) -> int:
-    return int(retry_retriable(lambda: consumer.get_watermark_offsets(tp, timeout=10, cached=False))[1])
+    return _watermarks(consumer, tp)[1]
+
+
+def _watermarks(consumer: Consumer, tp: TopicPartition) -> tuple[int, int]:
+    low, high = retry_retriable(lambda: consumer.get_watermark_offsets(tp, timeout=10, cached=False))
+    return int(low), int(high)
 
 
 def _task_ids(consumer: Consumer, start: TopicPartition, end: int, deadline: float) -> frozenset[str]:

@@ -265,6 +265,16 @@ class TaskRunner:
         if found:
             log.info("executor %s: %d results past the previous owners' resume points", self.executor.kind, found)
         self.acks.assign([(tp.topic, tp.partition) for tp in partitions], starts)
+        # A partition nobody committed yet gets its resume point now. Its first commit otherwise came only
+        # once a task finished, asynchronously: a worker killed between a result and that commit left its
+        # successor no floor, and an answered AI call was made again.
+        first = [
+            TopicPartition(topic, partition, start.first, metadata=resume_metadata(start.end))
+            for (topic, partition), start in starts.items()
+            if start.first is not None
+        ]
+        if first:
+            consumer.commit(offsets=first, asynchronous=False)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # What finished is committed before the partitions go, or their next owner would run it again.
