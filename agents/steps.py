@@ -142,7 +142,7 @@ class Steps:
 
     def _outputs(self, decision: Decision, partition: int) -> Step:
         state = decision.state
-        self.wheel.arm(state.run_id, state.tenant_id, decision.timers)
+        self.wheel.track(state)
         if not decision.events:
             return Step()
         observe_decision(decision)

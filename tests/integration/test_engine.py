@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -9,9 +10,10 @@ from typing import Any
 import pytest
 
 from schemas.commands import new_id
-from schemas.state import RunState
+from schemas.state import RunState, timer_id
 from streams.partitioning import partition_for
-from tests.harness import Engine, FlakyServer, unique_settings
+from streams.topics import Catalog, Role
+from tests.harness import Engine, FlakyServer, read_topic, unique_settings
 
 pytestmark = pytest.mark.both_runtimes
 
@@ -297,6 +299,25 @@ def test_sleep_completes(engine: Engine) -> None:
     assert state.status == "succeeded"
     assert state.ended_at is not None and state.started_at is not None
     assert (state.ended_at - state.started_at).total_seconds() >= 0.2
+
+
+def test_a_node_that_ends_in_time_leaves_no_timeout_timer_to_fire(engine: Engine, http_server: FlakyServer) -> None:
+    wf = {
+        "name": _name(),
+        "nodes": {
+            "quick": {"kind": "http", "url": f"{http_server.url}/ok", "timeout": "500ms"},
+            "nap": {"kind": "sleep", "duration": "900ms", "depends_on": ["quick"]},
+        },
+    }
+    state = _run(engine, wf)
+    assert state.status == "succeeded"
+    fired = [
+        json.loads(value)["timer_id"]
+        for key, value in read_topic(engine.settings, Catalog(engine.settings).name(Role.RESULTS))
+        if key == state.run_id.encode() and value is not None and b'"TimerFired"' in value
+    ]
+    # The run outlived quick's deadline by 400 ms: only the sleep's own timer may have fired.
+    assert fired == [timer_id("sleep", "nap", 1)]
 
 
 def test_a_finished_run_turns_away_a_second_start_and_a_late_cancel(engine: Engine) -> None:
