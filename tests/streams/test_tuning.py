@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from aiokafka.consumer.fetcher import Fetcher
@@ -45,6 +46,13 @@ def test_the_data_dir_defaults_to_the_awe_home(monkeypatch: pytest.MonkeyPatch, 
     assert Settings(app_id="awe-y").worker_data_dir("awe-y") == tmp_path / "home" / "workers" / "awe-y"
 
 
+def _close_thread_loop(consumer: Any) -> None:
+    # The consumer's thread is never started here, so nothing closes the event loop it made for itself. Left
+    # open, its ResourceWarning fired later on whichever thread collected it, and the warning's traceback kept
+    # that thread's frame, with a Kafka client in it, alive past the session's broker.
+    consumer._thread.thread_loop.close()
+
+
 def _commits_after_each_record(tmp_path: Path, offsets: list[int]) -> list[int | None]:
     """Read ``offsets`` of one partition as Faust's fetch loop does, acknowledge each one and take the offset
     a commit would write right then."""
@@ -53,22 +61,25 @@ def _commits_after_each_record(tmp_path: Path, offsets: list[int]) -> list[int |
     async def main() -> list[int | None]:
         app = create_app(Settings(kafka_bootstrap="127.0.0.1:1", data_dir=tmp_path))
         consumer = app.consumer
-        tp = TP("t.results", 0)
-        committed: list[int | None] = []
-        read: int | None = None
-        for offset in offsets:
-            # What Consumer._drain_messages does before handing the record on.
-            if read and offset - read > 1:
-                await consumer._add_gap(tp, read + 1, offset)
-            read = offset
-            consumer._acked[tp].append(offset)
-            consumer._acked_index[tp].add(offset)
-            new = consumer._new_offset(tp)
-            committable = new if new is not None and consumer._should_commit(tp, new) else None
-            if committable is not None:
-                consumer._committed_offset[tp] = committable
-            committed.append(committable)
-        return committed
+        try:
+            tp = TP("t.results", 0)
+            committed: list[int | None] = []
+            read: int | None = None
+            for offset in offsets:
+                # What Consumer._drain_messages does before handing the record on.
+                if read and offset - read > 1:
+                    await consumer._add_gap(tp, read + 1, offset)
+                read = offset
+                consumer._acked[tp].append(offset)
+                consumer._acked_index[tp].add(offset)
+                new = consumer._new_offset(tp)
+                committable = new if new is not None and consumer._should_commit(tp, new) else None
+                if committable is not None:
+                    consumer._committed_offset[tp] = committable
+                committed.append(committable)
+            return committed
+        finally:
+            _close_thread_loop(consumer)
 
     return asyncio.run(main())
 
@@ -97,44 +108,47 @@ def _drain(
     async def main() -> tuple[list[int], int]:
         app = create_app(Settings(kafka_bootstrap="127.0.0.1:1", data_dir=tmp_path))
         consumer = app.consumer
-        tp = TP("t.results", 0)
-        batch = [(tp, Message(tp.topic, 0, offset, 0.0, 0, {}, b"k", b"v", None)) for offset in range(records)]
-        fetcher_stopped = asyncio.Event()
-        fetches = 0
+        try:
+            tp = TP("t.results", 0)
+            batch = [(tp, Message(tp.topic, 0, offset, 0.0, 0, {}, b"k", b"v", None)) for offset in range(records)]
+            fetcher_stopped = asyncio.Event()
+            fetches = 0
 
-        async def getmany(**_: float) -> AsyncIterator[tuple[TP, Message]]:
-            nonlocal fetches
-            fetches += 1
-            if fetches > 1:
-                fetcher_stopped.set()
-                return
-            await asyncio.sleep(0)  # the request waits in the consumer thread
-            if rebalance_while_fetching:
-                app.consumer_generation_id += 1
-            for pair in batch:
-                yield pair
+            async def getmany(**_: float) -> AsyncIterator[tuple[TP, Message]]:
+                nonlocal fetches
+                fetches += 1
+                if fetches > 1:
+                    fetcher_stopped.set()
+                    return
+                await asyncio.sleep(0)  # the request waits in the consumer thread
+                if rebalance_while_fetching:
+                    app.consumer_generation_id += 1
+                for pair in batch:
+                    yield pair
 
-        handed: list[int] = []
+            handed: list[int] = []
 
-        async def on_message(message: Message) -> None:
-            handed.append(message.offset)
-            if len(handed) == rebalance_after:
-                app.consumer_generation_id += 1
+            async def on_message(message: Message) -> None:
+                handed.append(message.offset)
+                if len(handed) == rebalance_after:
+                    app.consumer_generation_id += 1
 
-        turns = 0
+            turns = 0
 
-        async def count_turns() -> None:
-            nonlocal turns
-            while True:
-                await asyncio.sleep(0)
-                turns += 1
+            async def count_turns() -> None:
+                nonlocal turns
+                while True:
+                    await asyncio.sleep(0)
+                    turns += 1
 
-        consumer.getmany = getmany  # type: ignore[method-assign]
-        consumer.callback = on_message
-        counter = asyncio.ensure_future(count_turns())
-        await consumer._drain_messages(SimpleNamespace(_stopped=fetcher_stopped))
-        counter.cancel()
-        return handed, turns
+            consumer.getmany = getmany  # type: ignore[method-assign]
+            consumer.callback = on_message
+            counter = asyncio.ensure_future(count_turns())
+            await consumer._drain_messages(SimpleNamespace(_stopped=fetcher_stopped))
+            counter.cancel()
+            return handed, turns
+        finally:
+            _close_thread_loop(consumer)
 
     return asyncio.run(main())
 
