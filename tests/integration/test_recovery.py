@@ -43,8 +43,8 @@ FAUST_REBALANCE = (
 )
 #: Why the paused-worker test fails under the Faust runtime (docs/architecture.md).
 FAUST_STALL = (
-    "under Faust the woken worker crashes (aiokafka IllegalOperation) and the other one crashes in Faust's "
-    "recovery of the rebalance that follows (ConsistencyError), leaving no worker"
+    "under Faust the woken worker may crash (aiokafka IllegalOperation) and the other one in Faust's recovery "
+    "of the rebalance that follows (ConsistencyError), leaving no worker"
 )
 
 
@@ -104,7 +104,7 @@ def test_a_worker_paused_past_its_session_rejoins_without_writing_twice(
     """A worker stopped (SIGSTOP) past its session loses its partitions to another; woken, it holds stale
     states and due timers. Whatever it then writes must not reach a run's log twice."""
     if orchestrator == "faust":
-        request.applymarker(pytest.mark.xfail(reason=FAUST_STALL, strict=True))
+        request.applymarker(pytest.mark.xfail(reason=FAUST_STALL, strict=False))
     settings = unique_settings(kafka_bootstrap, orchestrator=orchestrator)
     ensure_topics(settings)
     engine = Engine(settings, Path(tmp_path_factory.mktemp("paused")))
