@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
+from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 from schemas.commands import StartRun  # noqa: E402
 from schemas.validation import validate_definition  # noqa: E402
@@ -97,12 +98,27 @@ class LoopbackServer:
         self.proc.wait(10)
 
 
+def drop_topics(bootstrap: str, *prefixes: str) -> None:
+    """Delete the topics named with any of ``prefixes`` and the consumer groups named with the first.
+
+    Every session makes a dozen topics of its own; left behind, a few series of cells put well over a
+    thousand partitions on the broker, which every later cell then shares it with.
+    """
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topics = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefixes)]
+    if topics:
+        for future in admin.delete_topics(topics, operation_timeout=10).values():
+            future.result()
+    listed = admin.list_consumer_groups(request_timeout=10).result()
+    groups = [g.group_id for g in listed.valid if g.group_id.startswith(prefixes[0])]
+    if groups:
+        for future in admin.delete_consumer_groups(groups, request_timeout=10).values():
+            future.exception()  # a group that still has a member is kept: the topics were what weighed
+
+
 def raw_produce_rate(bootstrap: str, n: int = 200_000) -> float:
     """Messages/s of a bare confluent-kafka producer (200-byte values, acks=all, idempotent)."""
     topic = f"bench-raw-{uuid.uuid4().hex[:6]}"
-    from confluent_kafka.admin import AdminClient
-    from confluent_kafka.cimpl import NewTopic
-
     admin = AdminClient({"bootstrap.servers": bootstrap})
     admin.create_topics([NewTopic(topic, 6, 1)])[topic].result()
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 5})
@@ -116,7 +132,9 @@ def raw_produce_rate(bootstrap: str, n: int = 200_000) -> float:
             except BufferError:
                 producer.poll(0.01)
     producer.flush()
-    return n / (time.perf_counter() - started)
+    rate = n / (time.perf_counter() - started)
+    drop_topics(bootstrap, topic)
+    return rate
 
 
 @dataclass
@@ -357,6 +375,7 @@ class Session:
             worker.terminate()
         for worker in self.workers:
             worker.wait(30)
+        drop_topics(self.settings.kafka_bootstrap, self.settings.app_id, self.settings.topic_prefix)
 
     def __enter__(self) -> Session:
         return self
