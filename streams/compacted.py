@@ -100,7 +100,7 @@ class CompactedView:
             time.sleep(0.001)  # hand the lock to a waiting refresh
 
     def close(self) -> None:
-        """Stop following and release the reader's connection."""
+        """Stop following and release the reader's and the writer's connections."""
         self._stop.set()
         if self._follower is not None:
             self._follower.join(5)
@@ -108,6 +108,10 @@ class CompactedView:
             if self._consumer is not None:
                 self._consumer.close()
                 self._consumer = None
+            # Left to the garbage collector, the writer outlived `awe dev`'s broker and logged its reconnects.
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
 
     def refresh(self, timeout: float = 10.0) -> None:
         """Read every record written since the last refresh, up to the topic's current end."""

@@ -3,7 +3,9 @@ worker and the gateway (its web page and API) kept up until Ctrl-C."""
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -12,6 +14,7 @@ import sys
 import httpx
 
 from awe.dev import demo_model
+from streams import launcher
 from tests.harness import REPO, free_port, settings_env, unique_settings, wait_until
 
 
@@ -94,6 +97,32 @@ def test_dev_keeps_the_gateway_up_with_the_demo_run_in_its_web_page(kafka_bootst
         if dev.poll() is None:
             dev.kill()
             dev.wait()
+
+
+def test_dev_on_a_broker_of_its_own_stops_it_and_leaves_no_client_behind() -> None:
+    """The README's first command as a new user runs it: no broker yet, so `awe dev` starts one, and stops it
+    at the end after every client of its own has let go (a client left open logs its reconnects there)."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWE_") and not k.endswith("_API_KEY")}
+    env["AWE_METRICS_PORT"] = str(free_port())
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "awe", "dev", "--once", "--port", str(port)],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"broker up at 127.0.0.1:{port}" in done.stdout
+        assert '"status": "succeeded"' in done.stdout
+        assert done.stdout.rstrip().endswith("stopped")
+        assert "|FAIL|" not in done.stderr, done.stderr
+        assert all(cluster.port != port for cluster in launcher.status())
+    finally:
+        launcher.down(port)
+        shutil.rmtree(launcher.awe_home() / "kafka" / "data" / str(port), ignore_errors=True)
 
 
 def test_the_demo_prefers_a_real_provider_when_its_key_is_set() -> None:
