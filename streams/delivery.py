@@ -73,6 +73,9 @@ class DeliveryProducer:
             raise ProduceError(f"{remaining} records not delivered within {timeout}s")
 
     def close(self) -> None:
-        """Stop the delivery thread; flush first, or undelivered records are dropped without a report."""
+        """Stop the delivery thread and let the client go; flush first, or undelivered records get no report."""
         self._stopping.set()
         self._thread.join()
+        # Not left to the garbage collector: a callback's exception, logged with its traceback, keeps the
+        # thread's frame and so this client alive, and it went on reconnecting after its broker had stopped.
+        self._producer.close()
