@@ -6,6 +6,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+import pytest
+
 from streams.admin import ensure_topics
 from streams.delivery import DeliveryProducer
 from streams.settings import Settings
@@ -39,3 +41,13 @@ def test_offsets_are_reported_and_a_callback_that_raises_stops_nothing(
     finally:
         producer.flush(10)
         producer.close()
+
+
+def test_a_closed_producer_refuses_records_rather_than_queue_them_unreported(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    settings = settings_factory()
+    producer = DeliveryProducer(settings)
+    producer.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        producer.send(Catalog(settings).name(Role.RESULTS), b"k", b"v", 0, on_delivered=lambda offset: None)
